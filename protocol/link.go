@@ -1,0 +1,25 @@
+package protocol
+
+import "context"
+
+// Link carries whole messages, each either text or binary, in order, in
+// both directions. It is the only thing the WebREPL session code needs from
+// the layer below: a WebSocket connection (with or without the HTTP upgrade
+// in front) satisfies it, and so does any test double.
+//
+// ReadMessage returns the next data message. The returned payload belongs
+// to the caller. At the peer's orderly close it returns io.EOF. Only one
+// goroutine may call ReadMessage at a time.
+//
+// WriteMessage sends p as one message of the given kind. It does not keep p
+// after it returns. It is safe to call from several goroutines.
+//
+// A cancelled ctx on either method closes the link: the message stream
+// cannot be resumed after a partial read or write.
+//
+// Close is idempotent and unblocks pending reads and writes.
+type Link interface {
+	ReadMessage(ctx context.Context) (binary bool, p []byte, err error)
+	WriteMessage(ctx context.Context, binary bool, p []byte) error
+	Close() error
+}
