@@ -18,6 +18,14 @@ import "context"
 // cannot be resumed after a partial read or write.
 //
 // Close is idempotent and unblocks pending reads and writes.
+//
+// How this package uses a Link: Client and Device each read it from one
+// goroutine of their own and close it when they are done with it. They
+// take io.EOF from ReadMessage as the peer's orderly close and any other
+// error as the link breaking. They never need pings, and a real device
+// must not get any (a ping with a payload corrupts its file protocol), nor
+// messages over MaxMessageSize bytes (it has no 64-bit length). Text
+// payloads are not valid UTF-8 in general: a Link must not check them.
 type Link interface {
 	ReadMessage(ctx context.Context) (binary bool, p []byte, err error)
 	WriteMessage(ctx context.Context, binary bool, p []byte) error

@@ -37,6 +37,12 @@ func Open() (*Pty, error) {
 	return open(true)
 }
 
+// OpenTerminal creates a pair whose slave side keeps the usual cooked mode
+// (echo, line editing) of a login terminal: a user's terminal in tests.
+func OpenTerminal() (*Pty, error) {
+	return open(false)
+}
+
 func open(raw bool) (*Pty, error) {
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_CLOEXEC|syscall.O_NOCTTY, 0)
 	if err != nil {

@@ -1,0 +1,376 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"webrepl/internal/term"
+	"webrepl/protocol"
+	"webrepl/transport"
+)
+
+// connect opens the device named by the flags and logs in.
+func (a *app) connect(c *ucli.Context) (*protocol.Client, error) {
+	addr, _ := lookup(c, "device")
+	if addr == "" {
+		return nil, &UsageError{Msg: "no device: give -d ADDRESS or set WEBREPL_DEVICE (e.g. -d 192.168.4.1 or -d ws://host:8266)"}
+	}
+	password, err := a.password(c)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	defer cancel()
+	link, err := transport.Dial(ctx, addr, nil)
+	if err != nil {
+		return nil, err
+	}
+	client, err := protocol.Login(ctx, link, password, nil)
+	if err != nil {
+		link.Close()
+		if errors.Is(err, protocol.ErrAccessDenied) {
+			return nil, fmt.Errorf("webrepl: %s: wrong password (access denied)", addr)
+		}
+		return nil, err
+	}
+	return client, nil
+}
+
+// password takes the password from the flag or environment, or asks for it
+// on the terminal without echo. It is never printed.
+func (a *app) password(c *ucli.Context) (string, error) {
+	if pw, ok := lookup(c, "password"); ok {
+		return pw, nil
+	}
+	f, ok := a.stdinFile()
+	if !ok || !term.IsTerminal(f) {
+		return "", &UsageError{Msg: "no password: give -p PASSWORD or set WEBREPL_PASSWORD (standard input is not a terminal to ask on)"}
+	}
+	fmt.Fprint(a.io.Stderr, "Password: ")
+	pw, err := term.ReadPassword(f)
+	fmt.Fprintln(a.io.Stderr)
+	return pw, err
+}
+
+// lookup finds a string flag given on the command line, before or after
+// the command name, or in its environment variable. An environment variable
+// set to the empty string counts as unset; "-p ''" on the command line is an
+// empty password.
+func lookup(c *ucli.Context, name string) (string, bool) {
+	for _, cc := range c.Lineage() {
+		if cc.IsSet(name) {
+			if v := cc.String(name); v != "" {
+				return v, true
+			}
+		}
+	}
+	for _, cc := range c.Lineage() {
+		for _, f := range flagsOf(cc) {
+			if !slices.Contains(f.Names(), name) {
+				continue
+			}
+			if !cc.IsSet(name) {
+				continue
+			}
+			if ef, ok := f.(ucli.DocGenerationFlag); ok {
+				for _, env := range ef.GetEnvVars() {
+					if _, set := os.LookupEnv(env); set {
+						return "", false // set only by an empty variable
+					}
+				}
+			}
+			return "", true
+		}
+	}
+	return "", false
+}
+
+func flagsOf(cc *ucli.Context) []ucli.Flag {
+	if cc.Command != nil && cc.Command.Name != "" {
+		return cc.Command.Flags
+	}
+	if cc.App != nil {
+		return cc.App.Flags
+	}
+	return nil
+}
+
+// remotePath returns the device path of a ':'-marked argument.
+func remotePath(arg string) (string, bool) {
+	if !strings.HasPrefix(arg, ":") {
+		return "", false
+	}
+	return arg[1:], true
+}
+
+func (a *app) put(c *ucli.Context) error {
+	args := c.Args().Slice()
+	if len(args) < 1 || len(args) > 2 {
+		return &UsageError{Msg: "put takes LOCAL [:REMOTE] (see 'webrepl put --help')"}
+	}
+	local := args[0]
+	remote := ""
+	if len(args) == 2 {
+		r, ok := remotePath(args[1])
+		if !ok {
+			return &UsageError{Msg: fmt.Sprintf("put: the remote file %q must start with ':' (e.g. :%s)", args[1], args[1])}
+		}
+		remote = r
+	}
+	if _, ok := remotePath(local); ok {
+		return &UsageError{Msg: "put: the first argument is the local file; to copy from the device use 'webrepl get'"}
+	}
+	if remote == "" || strings.HasSuffix(remote, "/") {
+		if local == "-" {
+			return &UsageError{Msg: "put: reading standard input needs a remote file name (e.g. :main.py)"}
+		}
+		remote += filepath.Base(local)
+	}
+
+	var src io.Reader
+	var size int64
+	if local == "-" {
+		// The protocol needs the size up front: standard input is read whole.
+		data, err := io.ReadAll(a.io.Stdin)
+		if err != nil {
+			return fmt.Errorf("webrepl: put: read standard input: %w", err)
+		}
+		src, size = bytes.NewReader(data), int64(len(data))
+	} else {
+		f, err := os.Open(local)
+		if err != nil {
+			return fmt.Errorf("webrepl: put: %w", err)
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return fmt.Errorf("webrepl: put: %w", err)
+		}
+		if st.IsDir() {
+			return fmt.Errorf("webrepl: put: %s is a directory", local)
+		}
+		src, size = f, st.Size()
+	}
+
+	client, err := a.connect(c)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	if err := client.Put(c.Context, remote, src, size, nil); err != nil {
+		return err
+	}
+	fmt.Fprintf(a.io.Stderr, "%s -> :%s (%d bytes)\n", local, remote, size)
+	return nil
+}
+
+func (a *app) get(c *ucli.Context) error {
+	args := c.Args().Slice()
+	if len(args) < 1 || len(args) > 2 {
+		return &UsageError{Msg: "get takes :REMOTE [LOCAL] (see 'webrepl get --help')"}
+	}
+	remote, ok := remotePath(args[0])
+	if !ok || remote == "" {
+		return &UsageError{Msg: fmt.Sprintf("get: the remote file %q must start with ':' (e.g. :%s)", args[0], args[0])}
+	}
+	local := "."
+	if len(args) == 2 {
+		local = args[1]
+	}
+	if local != "-" {
+		if st, err := os.Stat(local); err == nil && st.IsDir() {
+			local = filepath.Join(local, path.Base(remote))
+		}
+	}
+
+	client, err := a.connect(c)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+
+	if local == "-" {
+		_, err := client.Get(c.Context, remote, a.io.Stdout, nil)
+		return err
+	}
+	// Write beside the target and rename at the end, so that a failed
+	// transfer never leaves a truncated file in place of a good one.
+	tmp, err := os.CreateTemp(filepath.Dir(local), "."+filepath.Base(local)+".part-*")
+	if err != nil {
+		return fmt.Errorf("webrepl: get: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	n, err := client.Get(c.Context, remote, tmp, nil)
+	if cerr := tmp.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("webrepl: get: %w", cerr)
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), local); err != nil {
+		return fmt.Errorf("webrepl: get: %w", err)
+	}
+	fmt.Fprintf(a.io.Stderr, ":%s -> %s (%d bytes)\n", remote, local, n)
+	return nil
+}
+
+func (a *app) version(c *ucli.Context) error {
+	if c.Args().Len() > 0 {
+		return &UsageError{Msg: "version takes no arguments"}
+	}
+	client, err := a.connect(c)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	v, err := client.Version(c.Context)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(a.io.Stdout, v.String())
+	return nil
+}
+
+// exitKey is Ctrl-]: it ends the interactive session and is not sent.
+const exitKey = 0x1d
+
+// quietAfterInput is how long repl waits for the device to go quiet after
+// standard input (not a terminal) has ended, so that the output of the last
+// line is shown before it exits.
+const quietAfterInput = 500 * time.Millisecond
+
+func (a *app) repl(c *ucli.Context) error {
+	if c.Args().Len() > 0 {
+		return &UsageError{Msg: "repl takes no arguments"}
+	}
+	client, err := a.connect(c)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+
+	interactive := false
+	if f, ok := a.stdinFile(); ok && term.IsTerminal(f) {
+		restore, err := term.MakeRaw(f)
+		if err != nil {
+			return err
+		}
+		defer restore()
+		interactive = true
+		fmt.Fprint(a.io.Stderr, "Connected; Ctrl-] exits.\r\n")
+	}
+
+	// Device output, until the link ends. activity carries a tick per
+	// chunk so that the end of piped input can wait for quiet.
+	activity := make(chan struct{}, 1)
+	outDone := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := client.Read(buf)
+			if n > 0 {
+				if _, werr := a.io.Stdout.Write(buf[:n]); werr != nil {
+					outDone <- werr
+					return
+				}
+				select {
+				case activity <- struct{}{}:
+				default:
+				}
+			}
+			if err != nil {
+				outDone <- err
+				return
+			}
+		}
+	}()
+
+	// Keyboard input. The goroutine ends at Ctrl-], at the end of input, or
+	// at the first read after the session ends (a blocked read of the
+	// process's standard input cannot be interrupted portably).
+	inDone := make(chan error, 1)
+	go func() { inDone <- copyInput(client, a.io.Stdin) }()
+
+	select {
+	case err := <-inDone:
+		if err == nil && !interactive {
+			waitQuiet(c.Context, activity)
+		}
+		client.Close()
+		<-outDone
+		if err != nil && !errors.Is(err, errQuit) {
+			return err
+		}
+		return nil
+	case err := <-outDone:
+		if interactive {
+			fmt.Fprint(a.io.Stderr, "\r\n")
+		}
+		if errors.Is(err, io.EOF) {
+			return errors.New("webrepl: the device closed the session")
+		}
+		return err
+	case <-c.Context.Done():
+		client.Close()
+		<-outDone
+		return nil
+	}
+}
+
+var errQuit = errors.New("quit")
+
+// copyInput sends what the user types to the device, one text frame per
+// read, until Ctrl-] (errQuit) or the end of input (nil).
+func copyInput(w io.Writer, r io.Reader) error {
+	buf := make([]byte, 1024)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			chunk := buf[:n]
+			i := bytes.IndexByte(chunk, exitKey)
+			if i >= 0 {
+				chunk = chunk[:i]
+			}
+			if len(chunk) > 0 {
+				if _, werr := w.Write(chunk); werr != nil {
+					return werr
+				}
+			}
+			if i >= 0 {
+				return errQuit
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func waitQuiet(ctx context.Context, activity <-chan struct{}) {
+	t := time.NewTimer(quietAfterInput)
+	defer t.Stop()
+	for {
+		select {
+		case <-activity:
+			t.Reset(quietAfterInput)
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,174 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"go.bug.st/serial"
+)
+
+// SerialOptions configures OpenSerial. The zero value (or nil) gives
+// 115200 baud.
+type SerialOptions struct {
+	// Baud is the line speed. Zero means 115200.
+	Baud int
+}
+
+const defaultBaud = 115200
+
+// Serial is an open serial port as a plain io.ReadWriteCloser: 8 data bits,
+// no parity, one stop bit, opened for exclusive use. DTR and RTS are left
+// as the operating system sets them on open; Serial never pulses them
+// (on many ESP32 boards that would reset the chip).
+//
+// Read blocks until at least one byte arrives; it never returns (0, nil).
+// Close may be called from another goroutine and makes a pending Read
+// return an error wrapping net.ErrClosed; it is idempotent. A Write blocked
+// on a full output buffer is not interrupted by Close. After the device is
+// unplugged, Read returns a *SerialError saying so (wrapping net.ErrClosed).
+// One goroutine may read while another writes.
+type Serial struct {
+	path   string
+	port   serial.Port // never handed out
+	closed atomic.Bool
+	once   sync.Once
+	err    error // from the first Close
+}
+
+// OpenSerial opens the serial device at path (e.g. /dev/ttyACM0, COM3).
+// Errors are *SerialError values matching fs.ErrNotExist, fs.ErrPermission
+// or ErrPortBusy where that applies.
+func OpenSerial(path string, opts *SerialOptions) (*Serial, error) {
+	var o SerialOptions
+	if opts != nil {
+		o = *opts
+	}
+	if o.Baud < 0 {
+		return nil, &SerialError{Op: "open", Path: path, Err: fmt.Errorf("bad baud rate %d", o.Baud)}
+	}
+	if o.Baud == 0 {
+		o.Baud = defaultBaud
+	}
+	p, err := serial.Open(path, &serial.Mode{
+		BaudRate: o.Baud,
+		DataBits: 8,
+		Parity:   serial.NoParity,
+		StopBits: serial.OneStopBit,
+		// InitialStatusBits nil: do not touch DTR/RTS.
+	})
+	if err != nil {
+		return nil, &SerialError{Op: "open", Path: path, Err: portError(err, false)}
+	}
+	if err := p.SetReadTimeout(serial.NoTimeout); err != nil {
+		p.Close()
+		return nil, &SerialError{Op: "open", Path: path, Err: portError(err, false)}
+	}
+	return &Serial{path: path, port: p}, nil
+}
+
+// Path returns the device path the port was opened with.
+func (s *Serial) Path() string { return s.path }
+
+// maxEmptyReads bounds how often Read retries a read that returned neither
+// bytes nor an error before it gives up with io.ErrNoProgress.
+const maxEmptyReads = 100
+
+// Read reads up to len(p) bytes. It blocks until at least one is there.
+func (s *Serial) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for range maxEmptyReads {
+		n, err := s.port.Read(p)
+		if err != nil {
+			return n, &SerialError{Op: "read", Path: s.path, Err: portError(err, s.closed.Load())}
+		}
+		if n > 0 {
+			return n, nil
+		}
+		if s.closed.Load() {
+			break
+		}
+	}
+	if s.closed.Load() {
+		return 0, &SerialError{Op: "read", Path: s.path, Err: net.ErrClosed}
+	}
+	return 0, &SerialError{Op: "read", Path: s.path, Err: io.ErrNoProgress}
+}
+
+// Write writes all of p, or returns an error.
+func (s *Serial) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		n, err := s.port.Write(p[done:])
+		done += n
+		if err != nil {
+			return done, &SerialError{Op: "write", Path: s.path, Err: portError(err, s.closed.Load())}
+		}
+		if n == 0 {
+			return done, &SerialError{Op: "write", Path: s.path, Err: io.ErrShortWrite}
+		}
+	}
+	return done, nil
+}
+
+// Close closes the port and unblocks a pending Read. It is idempotent.
+func (s *Serial) Close() error {
+	s.once.Do(func() {
+		s.closed.Store(true)
+		if err := s.port.Close(); err != nil {
+			s.err = &SerialError{Op: "close", Path: s.path, Err: portError(err, true)}
+		}
+	})
+	return s.err
+}
+
+// portError turns go.bug.st/serial's errors, whose *serial.PortError has no
+// Unwrap, into errors that errors.Is can see through. closedByUs says
+// whether Close was called, which tells an unplugged device from a closed
+// port.
+func portError(err error, closedByUs bool) error {
+	var pe *serial.PortError
+	if !errors.As(err, &pe) {
+		var v serial.PortError
+		if !errors.As(err, &v) {
+			if closedByUs {
+				return net.ErrClosed // e.g. EBADF from a descriptor closed under us
+			}
+			return err
+		}
+		pe = &v
+	}
+	return portErrorCode(pe.Code(), pe, closedByUs)
+}
+
+// portErrorCode maps a PortError code; pe is the library's error, kept for
+// the codes that have no equivalent here.
+func portErrorCode(code serial.PortErrorCode, pe error, closedByUs bool) error {
+	switch code {
+	case serial.PortNotFound:
+		return fs.ErrNotExist
+	case serial.PermissionDenied:
+		return fs.ErrPermission
+	case serial.PortBusy:
+		return ErrPortBusy
+	case serial.PortClosed:
+		if closedByUs {
+			return net.ErrClosed
+		}
+		return errDisconnected{}
+	}
+	return pe
+}
+
+// errDisconnected: the port went away under us (on Linux, a read of zero
+// bytes from a ready port). It matches net.ErrClosed, like a closed port.
+type errDisconnected struct{}
+
+func (errDisconnected) Error() string        { return "device disconnected (unplugged?)" }
+func (errDisconnected) Is(target error) bool { return target == net.ErrClosed }
