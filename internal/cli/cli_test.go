@@ -245,4 +245,3 @@ func TestPipedRepl(t *testing.T) {
 		t.Fatalf("repl output %q does not show the typed line", r.stdout)
 	}
 }
-

@@ -65,7 +65,7 @@ func (a *app) password(c *ucli.Context) (string, error) {
 
 // lookup finds a string flag given on the command line, before or after
 // the command name, or in its environment variable. An environment variable
-// set to the empty string counts as unset; "-p ''" on the command line is an
+// set to the empty string counts as unset; "-p ”" on the command line is an
 // empty password.
 func lookup(c *ucli.Context, name string) (string, bool) {
 	for _, cc := range c.Lineage() {

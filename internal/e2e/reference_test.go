@@ -187,8 +187,8 @@ func TestReferenceClientTranscripts(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer second.Close()
-		play(t, second, handshake[:2]) // a completed 101 ...
-		rest, err := io.ReadAll(second)   // ... then a close, with no prompt
+		play(t, second, handshake[:2])  // a completed 101 ...
+		rest, err := io.ReadAll(second) // ... then a close, with no prompt
 		if err != nil || len(rest) != 0 {
 			t.Fatalf("second client got % x, %v; want the connection closed", rest, err)
 		}
