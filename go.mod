@@ -3,13 +3,16 @@ module webrepl
 go 1.26.0
 
 require (
+	github.com/gobwas/ws v1.4.0
+	github.com/urfave/cli/v2 v2.27.7
+	go.bug.st/serial v1.8.0
+	golang.org/x/sys v0.50.0
+)
+
+require (
 	github.com/cpuguy83/go-md2man/v2 v2.0.7 // indirect
 	github.com/gobwas/httphead v0.1.0 // indirect
 	github.com/gobwas/pool v0.2.1 // indirect
-	github.com/gobwas/ws v1.4.0 // indirect
 	github.com/russross/blackfriday/v2 v2.1.0 // indirect
-	github.com/urfave/cli/v2 v2.27.7 // indirect
 	github.com/xrash/smetrics v0.0.0-20240521201337-686a1a2994c1 // indirect
-	go.bug.st/serial v1.8.0 // indirect
-	golang.org/x/sys v0.50.0 // indirect
 )

@@ -190,7 +190,10 @@ func login(ctx context.Context, link Link, password string, logf func(string, ..
 			break
 		}
 		buf = keepTail(buf, len(promptMarker)-1)
-		if err := read("the device closed the connection before asking for a password (a real device does this while another WebREPL session is active)"); err != nil {
+		if err := read("no password prompt"); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, fmt.Errorf("%w: %w", ErrBusy, err)
+			}
 			return nil, err
 		}
 	}

@@ -21,6 +21,11 @@ var (
 	// ErrAccessDenied means the device refused the password, or dropped
 	// the connection after it was sent.
 	ErrAccessDenied = errors.New("webrepl: access denied")
+	// ErrBusy means the device closed the connection before asking for a
+	// password: what firmware does while another WebREPL session is
+	// active, until it notices that the earlier client has gone. Trying
+	// again shortly usually works.
+	ErrBusy = errors.New("webrepl: the device closed the connection before asking for a password (busy with another WebREPL session?)")
 	// ErrNameTooLong means a file name does not fit in a request
 	// (MaxNameLen bytes).
 	ErrNameTooLong = errors.New("webrepl: file name too long")

@@ -32,20 +32,35 @@ func (a *app) connect(c *ucli.Context) (*protocol.Client, error) {
 	}
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()
-	link, err := transport.Dial(ctx, addr, nil)
-	if err != nil {
-		return nil, err
-	}
-	client, err := protocol.Login(ctx, link, password, nil)
-	if err != nil {
+	for {
+		link, err := transport.Dial(ctx, addr, nil)
+		if err != nil {
+			return nil, err
+		}
+		client, err := protocol.Login(ctx, link, password, nil)
+		if err == nil {
+			return client, nil
+		}
 		link.Close()
-		if errors.Is(err, protocol.ErrAccessDenied) {
+		switch {
+		case errors.Is(err, protocol.ErrAccessDenied):
 			return nil, fmt.Errorf("webrepl: %s: wrong password (access denied)", addr)
+		case errors.Is(err, protocol.ErrBusy):
+			// Firmware turns a client away while it still holds the
+			// session of the previous one, often the previous command
+			// of the same script: it frees it within moments.
+			select {
+			case <-time.After(busyRetry):
+				continue
+			case <-ctx.Done():
+			}
 		}
 		return nil, err
 	}
-	return client, nil
 }
+
+// busyRetry is how long connect waits before asking a busy device again.
+const busyRetry = 100 * time.Millisecond
 
 // password takes the password from the flag or environment, or asks for it
 // on the terminal without echo. It is never printed.

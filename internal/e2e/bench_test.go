@@ -135,6 +135,7 @@ func BenchmarkGet(b *testing.B) {
 					b.Fatalf("get: %d bytes, %v", n, err)
 				}
 			}
+			b.ReportMetric(float64(tc.size)*float64(b.N)/b.Elapsed().Seconds()/1e3, "kB/s")
 		})
 	}
 }
