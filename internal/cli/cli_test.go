@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"webrepl/internal/emulator"
+	"webrepl/internal/emulator/emutest"
 	"webrepl/internal/leakcheck"
 	"webrepl/protocol"
 )
@@ -19,41 +20,16 @@ import (
 const testPassword = "s3cret-pw"
 
 // startDevice serves a fresh directory as a WebREPL device on loopback and
-// returns its address and directory.
+// returns its address and directory. It is extended, for passwords over 9
+// bytes.
 func startDevice(t *testing.T, opts emulator.Options) (addr, dir string) {
 	t.Helper()
-	dir = t.TempDir()
-	fsys, err := protocol.DirFS(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.FS = fsys
-	opts.Extended = true // passwords over 9 bytes
+	opts.Extended = true
 	if opts.Password == "" {
 		opts.Password = testPassword
 	}
-	opts.Logf = t.Logf
-	emu, err := emulator.New(&opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		emu.Serve(ctx, ln)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		emu.Close()
-		fsys.Close()
-	})
-	return ln.Addr().String(), dir
+	d := emutest.StartTCP(t, opts)
+	return d.Addr, d.Dir
 }
 
 type result struct {

@@ -113,7 +113,7 @@ func (a *app) emulate(c *ucli.Context) error {
 				<-errs
 				return fmt.Errorf("webrepl: emulate: %w", err)
 			}
-			line, path = ptyLine{p}, p.Name
+			line, path = p, p.Name
 		} else {
 			s, err := transport.OpenSerial(path, &transport.SerialOptions{Baud: c.Int("baud")})
 			if err != nil {
@@ -140,14 +140,6 @@ func (a *app) emulate(c *ucli.Context) error {
 	}
 	return err
 }
-
-// ptyLine is the controlling side of a new pseudo-terminal, serving as the
-// device's serial line.
-type ptyLine struct{ p *pty.Pty }
-
-func (l ptyLine) Read(b []byte) (int, error)  { return l.p.Master.Read(b) }
-func (l ptyLine) Write(b []byte) (int, error) { return l.p.Master.Write(b) }
-func (l ptyLine) Close() error                { return l.p.Close() }
 
 func parseVersion(s string) (protocol.Version, error) {
 	var v protocol.Version

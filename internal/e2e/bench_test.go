@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"webrepl/internal/emulator"
+	"webrepl/internal/emulator/emutest"
 	"webrepl/protocol"
 	"webrepl/transport"
 )
@@ -24,32 +25,8 @@ import (
 
 func benchDevice(b *testing.B) (addr, dir string) {
 	b.Helper()
-	dir = b.TempDir()
-	fsys, err := protocol.DirFS(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	emu, err := emulator.New(&emulator.Options{Password: password, FS: fsys})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		emu.Serve(ctx, ln)
-	}()
-	b.Cleanup(func() {
-		cancel()
-		<-done
-		emu.Close()
-		fsys.Close()
-	})
-	return ln.Addr().String(), dir
+	d := emutest.StartTCP(b, emulator.Options{Password: password, Logf: func(string, ...any) {}})
+	return d.Addr, d.Dir
 }
 
 func benchLogin(b *testing.B, link protocol.Link, opts *protocol.ClientOptions) *protocol.Client {

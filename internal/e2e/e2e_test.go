@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +16,7 @@ import (
 
 	"webrepl/internal/bufpipe"
 	"webrepl/internal/emulator"
+	"webrepl/internal/emulator/emutest"
 	"webrepl/internal/leakcheck"
 	"webrepl/internal/pty"
 	"webrepl/protocol"
@@ -28,8 +28,7 @@ const password = "secret"
 // device is an emulator serving a fresh directory, reachable over one kind
 // of link.
 type device struct {
-	dir  string
-	emu  *emulator.Emulator
+	*emutest.Device
 	dial func(t *testing.T) protocol.Link
 }
 
@@ -45,39 +44,15 @@ var links = []struct {
 
 func newEmulator(t *testing.T, opts emulator.Options) *device {
 	t.Helper()
-	dir := t.TempDir()
-	fsys, err := protocol.DirFS(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { fsys.Close() })
 	if opts.Password == "" {
 		opts.Password = password
 	}
-	opts.FS = fsys
-	opts.Logf = t.Logf
-	emu, err := emulator.New(&opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emu.Close() })
-	return &device{dir: dir, emu: emu}
+	return &device{Device: emutest.New(t, opts)}
 }
 
 // serve runs fn in a goroutine that the test waits for at its end, after
 // cancelling its context.
-func serve(t *testing.T, fn func(ctx context.Context)) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-}
+func serve(t *testing.T, fn func(ctx context.Context)) { emutest.Go(t, fn) }
 
 // startPipe frames WebREPL straight on an in-memory pipe. Each dial makes a
 // new pipe with its own device session.
@@ -85,7 +60,7 @@ func startPipe(t *testing.T, opts emulator.Options) *device {
 	d := newEmulator(t, opts)
 	d.dial = func(t *testing.T) protocol.Link {
 		c, s := bufpipe.New(0)
-		serve(t, func(ctx context.Context) { d.emu.ServeStream(ctx, s) })
+		serve(t, func(ctx context.Context) { d.Emu.ServeStream(ctx, s) })
 		link := transport.NewConn(c, nil, &transport.Options{Role: transport.Client})
 		t.Cleanup(func() { link.Close() })
 		return link
@@ -96,12 +71,8 @@ func startPipe(t *testing.T, opts emulator.Options) *device {
 // startTCP serves WebSocket on loopback TCP, as a board on the network does.
 func startTCP(t *testing.T, opts emulator.Options) *device {
 	d := newEmulator(t, opts)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	serve(t, func(ctx context.Context) { d.emu.Serve(ctx, ln) })
-	d.dial = startTCPDialer(ln.Addr().String())
+	d.ListenTCP(t)
+	d.dial = startTCPDialer(d.Addr)
 	return d
 }
 
@@ -124,7 +95,7 @@ func startPty(t *testing.T, opts emulator.Options) *device {
 	if err != nil {
 		t.Skipf("no pseudo-terminals here: %v", err)
 	}
-	serve(t, func(ctx context.Context) { d.emu.ServeStream(ctx, ptyStream{p}) })
+	serve(t, func(ctx context.Context) { d.Emu.ServeStream(ctx, p) })
 	d.dial = func(t *testing.T) protocol.Link {
 		link, err := transport.Dial(context.Background(), "serial://"+p.Name+"?framing=ws", nil)
 		if err != nil {
@@ -135,12 +106,6 @@ func startPty(t *testing.T, opts emulator.Options) *device {
 	}
 	return d
 }
-
-type ptyStream struct{ p *pty.Pty }
-
-func (s ptyStream) Read(b []byte) (int, error)  { return s.p.Master.Read(b) }
-func (s ptyStream) Write(b []byte) (int, error) { return s.p.Master.Write(b) }
-func (s ptyStream) Close() error                { return s.p.Close() }
 
 // login logs in, trying again while the device still holds the session of
 // an earlier client (firmware answers a second client with a handshake and
@@ -198,7 +163,7 @@ func TestSessionOverEveryLink(t *testing.T) {
 				if err := c.Put(ctx, name, bytes.NewReader(data), int64(size), nil); err != nil {
 					t.Fatalf("put %d bytes: %v", size, err)
 				}
-				onDisk, err := os.ReadFile(filepath.Join(d.dir, name))
+				onDisk, err := os.ReadFile(filepath.Join(d.Dir, name))
 				if err != nil || !bytes.Equal(onDisk, data) {
 					t.Fatalf("put %d bytes: device file has %d bytes (err %v)", size, len(onDisk), err)
 				}
@@ -314,7 +279,7 @@ func TestMissingFile(t *testing.T) {
 func TestPathEscapeRefused(t *testing.T) {
 	leakcheck.Check(t)
 	d := startTCP(t, emulator.Options{Extended: true})
-	outside := filepath.Join(filepath.Dir(d.dir), "escaped.txt")
+	outside := filepath.Join(filepath.Dir(d.Dir), "escaped.txt")
 	c := login(t, d, password)
 	for _, name := range []string{"../escaped.txt", "/../escaped.txt", "a/../../escaped.txt"} {
 		err := c.Put(context.Background(), name, strings.NewReader("x"), 1, nil)
@@ -347,7 +312,7 @@ func TestClientVanishesMidPut(t *testing.T) {
 	if _, err := c2.Version(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	entries, err := os.ReadDir(d.dir)
+	entries, err := os.ReadDir(d.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,14 +21,8 @@ import (
 // that the connection ends cleanly and a well-behaved client still gets in.
 func TestHostileClientsDoNotStopTheDevice(t *testing.T) {
 	leakcheck.Check(t)
-	d := newEmulator(t, emulator.Options{HandshakeTimeout: 300 * time.Millisecond})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	serve(t, func(ctx context.Context) { d.emu.Serve(ctx, ln) })
-	addr := ln.Addr().String()
-	d.dial = startTCPDialer(addr)
+	d := startTCP(t, emulator.Options{HandshakeTimeout: 300 * time.Millisecond})
+	addr := d.Addr
 
 	afterLogin := func(frames ...[]byte) []byte {
 		var b []byte
@@ -83,14 +77,14 @@ func TestHostileClientsDoNotStopTheDevice(t *testing.T) {
 		})
 	}
 	// Neither the escape nor the interrupted PUT left anything behind.
-	entries, err := os.ReadDir(d.dir)
+	entries, err := os.ReadDir(d.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
 		t.Errorf("left on the device: %s", e.Name())
 	}
-	if _, err := os.Stat(filepath.Join(filepath.Dir(d.dir), "escape.txt")); err == nil {
+	if _, err := os.Stat(filepath.Join(filepath.Dir(d.Dir), "escape.txt")); err == nil {
 		t.Error("the path escape wrote outside the device directory")
 	}
 }

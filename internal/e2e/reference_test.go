@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"encoding/hex"
 	"io"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"webrepl/internal/emulator"
+	"webrepl/internal/emulator/emutest"
 	"webrepl/internal/leakcheck"
 	"webrepl/protocol"
 )
@@ -116,13 +116,21 @@ func play(t *testing.T, conn net.Conn, steps []step) {
 
 func startReferenceDevice(t *testing.T) (addr, dir string) {
 	t.Helper()
-	d := newEmulator(t, emulator.Options{Version: protocol.Version{Major: 1, Minor: 19, Micro: 1}})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	d := emutest.StartTCP(t, emulator.Options{Password: password, Version: protocol.Version{Major: 1, Minor: 19, Micro: 1}})
+	return d.Addr, d.Dir
+}
+
+// dialReference connects as webrepl_cli.py does and plays the handshake and
+// the password prompt (H1, H2, L1).
+func dialReference(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	serve(t, func(ctx context.Context) { d.emu.Serve(ctx, ln) })
-	return ln.Addr().String(), d.dir
+	t.Cleanup(func() { conn.Close() })
+	play(t, conn, handshake)
+	return conn
 }
 
 func TestReferenceClientTranscripts(t *testing.T) {
@@ -130,24 +138,14 @@ func TestReferenceClientTranscripts(t *testing.T) {
 		leakcheck.Check(t)
 		addr, dir := startReferenceDevice(t)
 		os.WriteFile(filepath.Join(dir, "test.txt"), []byte("0123456789"), 0o644)
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		play(t, conn, handshake)
+		conn := dialReference(t, addr)
 		play(t, conn, loginOK)
 		play(t, conn, getFile)
 	})
 	t.Run("put", func(t *testing.T) {
 		leakcheck.Check(t)
 		addr, dir := startReferenceDevice(t)
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		play(t, conn, handshake)
+		conn := dialReference(t, addr)
 		play(t, conn, loginOK)
 		play(t, conn, putFile)
 		if got, err := os.ReadFile(filepath.Join(dir, "test.txt")); err != nil || string(got) != "ABCDEFGHIJ" {
@@ -157,12 +155,7 @@ func TestReferenceClientTranscripts(t *testing.T) {
 	t.Run("access denied", func(t *testing.T) {
 		leakcheck.Check(t)
 		addr, _ := startReferenceDevice(t)
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		play(t, conn, handshake)
+		conn := dialReference(t, addr)
 		play(t, conn, []step{
 			{name: "L2 wrong", send: true, hex: "82 06 77 72 6f 6e 67 0d"},
 			{name: "L3 bad", hex: "81 11 0d 0a 41 63 63 65 73 73 20 64 65 6e 69 65 64 0d 0a"},
@@ -176,12 +169,7 @@ func TestReferenceClientTranscripts(t *testing.T) {
 	t.Run("second client", func(t *testing.T) {
 		leakcheck.Check(t)
 		addr, _ := startReferenceDevice(t)
-		first, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer first.Close()
-		play(t, first, handshake) // the first holds the session
+		dialReference(t, addr) // the first client holds the session
 		second, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)

@@ -14,9 +14,12 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"webrepl/internal/term"
 )
 
-// Pty is one pseudo-terminal pair.
+// Pty is one pseudo-terminal pair. As an io.ReadWriteCloser it is the
+// controlling side, e.g. the device end of an emulated serial line.
 //
 // Master is the controlling side. The Pty keeps a descriptor of the slave
 // side open for its whole life, so that reads on Master do not fail with EIO
@@ -65,32 +68,13 @@ func open(raw bool) (*Pty, error) {
 		return nil, fmt.Errorf("pty: open %s: %w", name, err)
 	}
 	if raw {
-		if err := MakeRaw(s); err != nil {
+		if _, err := term.MakeRaw(s); err != nil {
 			m.Close()
 			s.Close()
-			return nil, err
+			return nil, fmt.Errorf("pty: %w", err)
 		}
 	}
 	return &Pty{Master: m, Name: name, slave: s}, nil
-}
-
-// MakeRaw puts the terminal f in raw mode.
-func MakeRaw(f *os.File) error {
-	t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	if err != nil {
-		return fmt.Errorf("pty: get attributes: %w", err)
-	}
-	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	t.Oflag &^= unix.OPOST
-	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	t.Cflag &^= unix.CSIZE | unix.PARENB
-	t.Cflag |= unix.CS8
-	t.Cc[unix.VMIN] = 1
-	t.Cc[unix.VTIME] = 0
-	if err := unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, t); err != nil {
-		return fmt.Errorf("pty: set attributes: %w", err)
-	}
-	return nil
 }
 
 // Start runs cmd with the slave side as its controlling terminal and its
@@ -115,6 +99,14 @@ func Start(cmd *exec.Cmd) (*Pty, error) {
 	}
 	return p, nil
 }
+
+// Read reads from the controlling side: what the program on the slave side
+// wrote.
+func (p *Pty) Read(b []byte) (int, error) { return p.Master.Read(b) }
+
+// Write writes to the controlling side: input for the program on the slave
+// side.
+func (p *Pty) Write(b []byte) (int, error) { return p.Master.Write(b) }
 
 // Close closes both sides. It is idempotent.
 func (p *Pty) Close() error {

@@ -25,5 +25,11 @@ func OpenTerminal() (*Pty, error) { return nil, errUnsupported }
 // Start is not supported on this system.
 func Start(cmd *exec.Cmd) (*Pty, error) { return nil, errUnsupported }
 
+// Read is not supported on this system.
+func (p *Pty) Read(b []byte) (int, error) { return 0, errUnsupported }
+
+// Write is not supported on this system.
+func (p *Pty) Write(b []byte) (int, error) { return 0, errUnsupported }
+
 // Close does nothing.
 func (p *Pty) Close() error { return nil }
