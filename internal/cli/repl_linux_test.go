@@ -116,3 +116,73 @@ func TestInteractiveRepl(t *testing.T) {
 		t.Errorf("terminal mode not restored: before %+v, after %+v", before, after)
 	}
 }
+
+// TestPasswordPromptWithoutEcho: with no -p and no WEBREPL_PASSWORD, the
+// password is asked for on the terminal with echo off, and the terminal's
+// mode is restored afterwards.
+func TestPasswordPromptWithoutEcho(t *testing.T) {
+	leakcheck.Check(t)
+	t.Setenv("WEBREPL_PASSWORD", "")
+	addr, _ := startDevice(t, emulator.Options{})
+	p, err := pty.OpenTerminal()
+	if err != nil {
+		t.Skipf("no pseudo-terminals: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	tty, err := os.OpenFile(p.Name, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tty.Close() })
+	before, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	stdout, stderr := newSyncBuffer(), newSyncBuffer()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(context.Background(), []string{"webrepl", "version", "-d", addr},
+			IO{Stdin: tty, Stdout: stdout, Stderr: stderr})
+	}()
+	stderr.waitFor(t, "Password: ")
+	during, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if during.Lflag&unix.ECHO != 0 {
+		t.Error("the terminal echoes while the password is typed")
+	}
+	if _, err := p.Master.Write([]byte(testPassword + "\r")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("version: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("version did not finish after the password was typed")
+	}
+	if stdout.String() != "1.27.0\n" {
+		t.Errorf("stdout %q, want the version", stdout.String())
+	}
+	// Nothing typed came back to the terminal.
+	var echoed []byte
+	fds := []unix.PollFd{{Fd: int32(p.Master.Fd()), Events: unix.POLLIN}}
+	if n, _ := unix.Poll(fds, 100); n > 0 {
+		buf := make([]byte, 4096)
+		k, _ := p.Master.Read(buf)
+		echoed = buf[:k]
+	}
+	if bytes.Contains(echoed, []byte(testPassword)) {
+		t.Errorf("the password was echoed: %q", echoed)
+	}
+	after, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *after != *before {
+		t.Error("terminal mode not restored after the password prompt")
+	}
+}
