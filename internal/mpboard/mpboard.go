@@ -1,0 +1,617 @@
+// Package mpboard runs a real MicroPython as a board on a serial line, for
+// tests: the WebAssembly port of MicroPython 1.27.0 (npm package
+// @micropython/micropython-webassembly-pyscript) under Node.js, behind a
+// pseudo-terminal. Tests open Board.Path with the serial transport exactly
+// as a user opens /dev/ttyACM0, and everything above the serial port (raw
+// REPL, file operations, the bridge) runs against the real interpreter.
+//
+// The board is harness/board.mjs. It needs `node` on PATH and its npm
+// dependency installed once:
+//
+//	cd internal/mpboard/harness && npm ci
+//
+// The board behaves like MCU firmware without raw-paste support: Ctrl-D on
+// an empty line soft-resets it (fresh Python state, files kept, raw mode
+// kept) with "MPY: soft reboot\r\n", and a raw-paste request is answered
+// with the raw REPL banner. Its files live in memory for the life of the
+// board. See harness/board.mjs for the details and the port's limits.
+//
+// Start with mpboardtest.Start in tests; it skips when node is missing.
+package mpboard
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"webrepl/internal/pty"
+)
+
+// Options configure a board. A nil *Options means all defaults.
+type Options struct {
+	// Baud, if non-zero, throttles the line like a UART at that rate with
+	// 8N1 framing: at most Baud/10 bytes per second (at least 1) in each
+	// direction, delivered in small slices. Zero: no throttle.
+	Baud int
+	// BootNoise makes the board print bytes of noise (a ROM bootloader
+	// line, bytes that are not UTF-8, bare line feeds) before its first
+	// banner, as boards do on power-up.
+	BootNoise bool
+	// NoBanner makes the board print nothing at start, as a board that
+	// booted long before the host opened the port. BootNoise still applies.
+	NoBanner bool
+	// HarnessDir is the directory holding board.mjs and its node_modules.
+	// Empty: the harness directory next to this package's source file,
+	// found with runtime.Caller; that works when the tests run from the
+	// source tree (not with -trimpath or a moved binary), and otherwise
+	// this field must be set.
+	HarnessDir string
+	// Logf receives the harness's diagnostics (Node's stderr). Nil:
+	// discard.
+	Logf func(format string, args ...any)
+}
+
+// ErrNoNode means the node program is not on PATH.
+var ErrNoNode = errors.New("mpboard: node is not on PATH")
+
+// ErrNotInstalled means the harness's npm dependency is missing; run
+// `npm ci` in internal/mpboard/harness.
+var ErrNotInstalled = errors.New("mpboard: harness not installed")
+
+// startTimeout bounds how long Start and Open wait for the board's first
+// prompt.
+const startTimeout = 30 * time.Second
+
+// wasmModule is the file of the npm dependency that board.mjs imports.
+const wasmModule = "node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs"
+
+// Available reports whether boards can start with the default HarnessDir:
+// nil if node is on PATH and the harness's node_modules is installed.
+// Otherwise the error matches ErrNoNode or ErrNotInstalled and says what to
+// run.
+func Available() error {
+	dir, err := defaultHarnessDir()
+	if err != nil {
+		return err
+	}
+	return available(dir)
+}
+
+func available(dir string) error {
+	if _, err := exec.LookPath("node"); err != nil {
+		return fmt.Errorf("%w: install Node.js (v20 or later) to run MicroPython for tests", ErrNoNode)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "board.mjs")); err != nil {
+		return fmt.Errorf("mpboard: harness: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(wasmModule))); err != nil {
+		return fmt.Errorf("%w: run `npm ci` in %s (internal/mpboard/harness)", ErrNotInstalled, dir)
+	}
+	return nil
+}
+
+func defaultHarnessDir() (string, error) {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok || !filepath.IsAbs(file) {
+		return "", errors.New("mpboard: cannot locate the harness from the source path (built with -trimpath?); set Options.HarnessDir")
+	}
+	return filepath.Join(filepath.Dir(file), "harness"), nil
+}
+
+// cloneWithDefaults returns a copy of opts with defaults filled in, and
+// checks it.
+func cloneWithDefaults(opts *Options) (Options, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Baud < 0 {
+		return o, fmt.Errorf("mpboard: negative Baud %d", o.Baud)
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	if o.HarnessDir == "" {
+		dir, err := defaultHarnessDir()
+		if err != nil {
+			return o, err
+		}
+		o.HarnessDir = dir
+	}
+	return o, nil
+}
+
+// bytesPerSecond is the throttle rate for baud, 0 for none.
+func bytesPerSecond(baud int) int {
+	if baud == 0 {
+		return 0
+	}
+	return max(baud/10, 1)
+}
+
+// Board is a MicroPython board on a pseudo-terminal. Hosts open Path; the
+// board keeps the pseudo-terminal (and its output) whether or not anyone has
+// Path open, as a board that stays plugged in. Output that nobody reads
+// fills the terminal's buffer and then stalls the board, as flow control
+// would.
+//
+// The Board owns Node and the goroutines that copy between the
+// pseudo-terminal and Node. Close may be called at any time, from any
+// goroutine, any number of times.
+type Board struct {
+	// Path is the pseudo-terminal's slave side, e.g. /dev/pts/7: open it
+	// with the serial transport.
+	Path string
+
+	p      *proc
+	pty    *pty.Pty
+	master *os.File // non-blocking duplicate of the pty's master, for the pumps
+	closed chan struct{}
+	wg     sync.WaitGroup // the two pumps
+
+	progress chan struct{} // the output pump forwarded bytes; capacity 1
+
+	mu         sync.Mutex // guards the fields below
+	forwarded  int        // output bytes written to the pty
+	transcript []byte     // the first output bytes, for Start's error
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start starts a board and returns once it has printed its first prompt
+// (`>>> `) and that output has reached the pseudo-terminal, or with
+// NoBanner once it is ready. That takes about 0.1 s on an idle machine
+// (mostly Node's own start); after 30 s Start fails with the output so
+// far. The start-up output stays in the pseudo-terminal for the first
+// reader of Path.
+func Start(opts *Options) (*Board, error) {
+	o, err := cloneWithDefaults(opts)
+	if err != nil {
+		return nil, err
+	}
+	p, err := startProc(&o)
+	if err != nil {
+		return nil, err
+	}
+	t, err := pty.Open()
+	if err != nil {
+		p.kill()
+		return nil, fmt.Errorf("mpboard: %w", err)
+	}
+	m, err := nonblockingDup(t.Master)
+	if err != nil {
+		t.Close()
+		p.kill()
+		return nil, fmt.Errorf("mpboard: %w", err)
+	}
+	b := &Board{
+		Path:     t.Name,
+		p:        p,
+		pty:      t,
+		master:   m,
+		closed:   make(chan struct{}),
+		progress: make(chan struct{}, 1),
+	}
+	rate := bytesPerSecond(o.Baud)
+	b.wg.Add(2)
+	go b.pumpIn(&pacer{rate: rate, closed: b.closed})
+	go b.pumpOut(&pacer{rate: rate, closed: b.closed})
+
+	timer := time.NewTimer(startTimeout)
+	defer timer.Stop()
+	want := -1
+	for {
+		if want >= 0 {
+			b.mu.Lock()
+			done := b.forwarded >= want
+			b.mu.Unlock()
+			if done {
+				return b, nil
+			}
+		}
+		select {
+		case want = <-p.ready:
+		case <-b.progress:
+		case <-p.exited:
+			err := fmt.Errorf("mpboard: node exited before the board was ready (%v); output so far %q; stderr %q", p.waitErr, b.startOutput(), p.stderrText())
+			b.Close()
+			return nil, err
+		case <-timer.C:
+			err := fmt.Errorf("mpboard: no prompt after %v; output so far %q; stderr %q", startTimeout, b.startOutput(), p.stderrText())
+			b.Close()
+			return nil, err
+		}
+	}
+}
+
+func (b *Board) startOutput() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.transcript)
+}
+
+// pumpIn copies what hosts write to Path to the board's input.
+func (b *Board) pumpIn(pc *pacer) {
+	defer b.wg.Done()
+	buf := make([]byte, 4096)
+	for {
+		n, err := b.master.Read(buf)
+		if n > 0 {
+			if pc.write(b.p.stdin, buf[:n]) != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// pumpOut copies the board's output to Path.
+func (b *Board) pumpOut(pc *pacer) {
+	defer b.wg.Done()
+	buf := make([]byte, 4096)
+	for {
+		n, err := b.p.stdout.Read(buf)
+		for off := 0; off < n; {
+			k := min(n-off, pc.slice())
+			if pc.wait(k) != nil {
+				return
+			}
+			w, werr := b.master.Write(buf[off : off+k])
+			off += w
+			b.mu.Lock()
+			b.forwarded += w
+			if len(b.transcript) < 4096 {
+				b.transcript = append(b.transcript, buf[off-w:off]...)
+			}
+			b.mu.Unlock()
+			select {
+			case b.progress <- struct{}{}:
+			default:
+			}
+			if werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Close stops the board: it kills Node, closes the pseudo-terminal (Path
+// goes away) and waits for the goroutines it started. It is idempotent.
+func (b *Board) Close() error {
+	b.closeOnce.Do(func() {
+		close(b.closed)
+		b.master.Close()
+		b.p.kill()
+		b.wg.Wait()
+		b.closeErr = b.pty.Close()
+	})
+	return b.closeErr
+}
+
+// proc is the Node process running board.mjs, with pipes to its standard
+// streams. Its stderr goroutine logs diagnostics and catches the ready line.
+type proc struct {
+	cmd    *exec.Cmd
+	stdin  *os.File // write end
+	stdout *os.File // read end
+	stderr *os.File // read end
+	logf   func(string, ...any)
+
+	// ready receives the number of bytes the board wrote to stdout before
+	// it was ready, once.
+	ready      chan int
+	stderrDone chan struct{}
+	exited     chan struct{} // closed once Wait returned
+	waitErr    error         // set before exited is closed
+
+	mu     sync.Mutex
+	errLog []byte // the first stderr bytes, for error messages
+
+	killOnce sync.Once
+}
+
+func startProc(o *Options) (p *proc, err error) {
+	if err := available(o.HarnessDir); err != nil {
+		return nil, err
+	}
+	var files []*os.File // every pipe end opened so far, closed on failure
+	defer func() {
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+		}
+	}()
+	pipe := func() (r, w *os.File, err error) {
+		r, w, err = os.Pipe()
+		if err == nil {
+			files = append(files, r, w)
+		}
+		return r, w, err
+	}
+	inR, inW, err := pipe()
+	if err != nil {
+		return nil, fmt.Errorf("mpboard: %w", err)
+	}
+	outR, outW, err := pipe()
+	if err != nil {
+		return nil, fmt.Errorf("mpboard: %w", err)
+	}
+	errR, errW, err := pipe()
+	if err != nil {
+		return nil, fmt.Errorf("mpboard: %w", err)
+	}
+	args := []string{filepath.Join(o.HarnessDir, "board.mjs")}
+	if o.BootNoise {
+		args = append(args, "--boot-noise")
+	}
+	if o.NoBanner {
+		args = append(args, "--no-banner")
+	}
+	cmd := exec.Command("node", args...)
+	cmd.Dir = o.HarnessDir
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("mpboard: start node: %w", err)
+	}
+	// The child has its ends now; ours would keep the pipes open.
+	inR.Close()
+	outW.Close()
+	errW.Close()
+	p = &proc{
+		cmd:        cmd,
+		stdin:      inW,
+		stdout:     outR,
+		stderr:     errR,
+		logf:       o.Logf,
+		ready:      make(chan int, 1),
+		stderrDone: make(chan struct{}),
+		exited:     make(chan struct{}),
+	}
+	go p.readStderr()
+	go func() {
+		p.waitErr = cmd.Wait()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+const readyPrefix = "mpboard: ready "
+
+func (p *proc) readStderr() {
+	defer close(p.stderrDone)
+	var line []byte
+	buf := make([]byte, 1024)
+	for {
+		n, err := p.stderr.Read(buf)
+		p.mu.Lock()
+		if len(p.errLog) < 4096 {
+			p.errLog = append(p.errLog, buf[:n]...)
+		}
+		p.mu.Unlock()
+		line = append(line, buf[:n]...)
+		for {
+			i := bytes.IndexByte(line, '\n')
+			if i < 0 {
+				break
+			}
+			s := string(line[:i])
+			line = line[i+1:]
+			if rest, ok := strings.CutPrefix(s, readyPrefix); ok {
+				if n, err := strconv.Atoi(rest); err == nil {
+					select {
+					case p.ready <- n:
+					default:
+					}
+					continue
+				}
+			}
+			p.logf("mpboard: node: %s", s)
+		}
+		if err != nil {
+			if len(line) > 0 {
+				p.logf("mpboard: node: %s", line)
+			}
+			return
+		}
+	}
+}
+
+func (p *proc) stderrText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return string(p.errLog)
+}
+
+// kill kills Node, waits for it and for the stderr goroutine, and closes
+// the pipes. It is idempotent.
+func (p *proc) kill() {
+	p.killOnce.Do(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+		p.stdin.Close()
+		<-p.stderrDone
+		p.stdout.Close()
+		p.stderr.Close()
+	})
+}
+
+// Open starts a board without a pseudo-terminal and returns its input and
+// output as one stream: what is written is typed at the REPL, what is read
+// is the board's output, from the first byte (boot noise, banner). Use it as
+// an emulator's terminal. Open returns once the board is ready (bounded by
+// 30 s). Options.Baud throttles Read and Write.
+//
+// One Read and one Write may run at the same time. Close kills the board,
+// unblocks them and waits; it is idempotent.
+func Open(opts *Options) (io.ReadWriteCloser, error) {
+	o, err := cloneWithDefaults(opts)
+	if err != nil {
+		return nil, err
+	}
+	p, err := startProc(&o)
+	if err != nil {
+		return nil, err
+	}
+	timer := time.NewTimer(startTimeout)
+	defer timer.Stop()
+	select {
+	case <-p.ready:
+	case <-p.exited:
+		p.kill()
+		return nil, fmt.Errorf("mpboard: node exited before the board was ready (%v); stderr %q", p.waitErr, p.stderrText())
+	case <-timer.C:
+		p.kill()
+		return nil, fmt.Errorf("mpboard: board not ready after %v; stderr %q", startTimeout, p.stderrText())
+	}
+	closed := make(chan struct{})
+	rate := bytesPerSecond(o.Baud)
+	return &stream{
+		p:      p,
+		closed: closed,
+		in:     pacer{rate: rate, closed: closed},
+		out:    pacer{rate: rate, closed: closed},
+	}, nil
+}
+
+// stream is a board's standard input and output.
+type stream struct {
+	p      *proc
+	closed chan struct{}
+
+	rmu sync.Mutex // serializes Read; guards out
+	out pacer
+	wmu sync.Mutex // serializes Write; guards in
+	in  pacer
+
+	closeOnce sync.Once
+}
+
+var _ io.ReadWriteCloser = (*stream)(nil)
+
+func (s *stream) Read(b []byte) (int, error) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if s.out.rate > 0 {
+		b = b[:min(len(b), s.out.slice())]
+	}
+	n, err := s.p.stdout.Read(b)
+	if n > 0 && s.out.wait(n) != nil {
+		return n, nil // the bytes are the caller's; the next Read fails
+	}
+	if err != nil && s.isClosed() {
+		err = os.ErrClosed
+	}
+	return n, err
+}
+
+func (s *stream) Write(b []byte) (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.isClosed() {
+		return 0, os.ErrClosed
+	}
+	n, err := s.in.writeCount(s.p.stdin, b)
+	if err != nil && s.isClosed() {
+		err = os.ErrClosed
+	}
+	return n, err
+}
+
+func (s *stream) isClosed() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *stream) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		s.p.kill()
+	})
+	return nil
+}
+
+// pacer spaces the bytes of one direction of a line as a UART at rate bytes
+// per second would: each slice is delivered once the UART would have
+// finished sending it, so the average rate never exceeds rate. Not safe for
+// concurrent use.
+type pacer struct {
+	rate   int // bytes per second; 0: no throttle
+	closed <-chan struct{}
+	next   time.Time // when the UART has sent everything so far
+}
+
+var errPacerClosed = errors.New("mpboard: closed")
+
+// slice is how many bytes to move at a time: 10 ms worth, 1 to 4096.
+func (pc *pacer) slice() int {
+	if pc.rate == 0 {
+		return 4096
+	}
+	return min(max(pc.rate/100, 1), 4096)
+}
+
+// wait blocks until the UART would have sent n more bytes.
+func (pc *pacer) wait(n int) error {
+	if pc.rate == 0 {
+		return nil
+	}
+	now := time.Now()
+	if pc.next.Before(now) {
+		pc.next = now // an idle line does not bank credit
+	}
+	pc.next = pc.next.Add(time.Duration(n) * time.Second / time.Duration(pc.rate))
+	d := time.Until(pc.next)
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-pc.closed:
+		return errPacerClosed
+	}
+}
+
+// write writes all of b to w in paced slices.
+func (pc *pacer) write(w io.Writer, b []byte) error {
+	_, err := pc.writeCount(w, b)
+	return err
+}
+
+func (pc *pacer) writeCount(w io.Writer, b []byte) (int, error) {
+	done := 0
+	for done < len(b) {
+		k := min(len(b)-done, pc.slice())
+		if err := pc.wait(k); err != nil {
+			return done, err
+		}
+		n, err := w.Write(b[done : done+k])
+		done += n
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}

@@ -1,0 +1,61 @@
+// Package mpboardtest starts MicroPython boards (package mpboard) for tests
+// and stops them when the test ends.
+package mpboardtest
+
+import (
+	"errors"
+	"io"
+	"testing"
+
+	"webrepl/internal/mpboard"
+)
+
+// Start starts a board on a pseudo-terminal and closes it when the test
+// ends. Open b.Path with the serial transport.
+//
+// It skips the test when node is not on PATH, and fails it when node is
+// there but the harness is not installed (run `npm ci` in
+// internal/mpboard/harness): a machine with Node.js is meant to run these
+// tests. Opts.Logf, when nil, logs through tb.
+func Start(tb testing.TB, opts *mpboard.Options) *mpboard.Board {
+	tb.Helper()
+	o := withLog(tb, opts)
+	b, err := mpboard.Start(&o)
+	check(tb, err)
+	tb.Cleanup(func() { b.Close() })
+	return b
+}
+
+// Open starts a board without a pseudo-terminal and returns its input and
+// output as one stream (see mpboard.Open), closed when the test ends. It
+// skips and fails as Start does.
+func Open(tb testing.TB, opts *mpboard.Options) io.ReadWriteCloser {
+	tb.Helper()
+	o := withLog(tb, opts)
+	s, err := mpboard.Open(&o)
+	check(tb, err)
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+func withLog(tb testing.TB, opts *mpboard.Options) mpboard.Options {
+	var o mpboard.Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Logf == nil {
+		o.Logf = tb.Logf
+	}
+	return o
+}
+
+func check(tb testing.TB, err error) {
+	tb.Helper()
+	switch {
+	case err == nil:
+	case errors.Is(err, mpboard.ErrNoNode):
+		tb.Skipf("no MicroPython board: %v", err)
+	default:
+		tb.Fatal(err)
+	}
+}
