@@ -57,6 +57,85 @@ var addressCases = []struct {
 	{in: "serial:///dev/tty?framing=xmodem", wantErr: "unknown framing"},
 	{in: "serial:///dev/tty?parity=even", wantErr: "unknown option"},
 	{in: "serial://host:1/dev", wantErr: "bad device"},
+
+	// Raw REPL forms: bare device paths and COM ports (mpremote's connect
+	// forms; micropython.md §3.1), board selectors, TCP streams.
+	{in: "/dev/ttyACM0", want: Address{Scheme: "serial", Path: "/dev/ttyACM0"}, str: "serial:///dev/ttyACM0"},
+	{in: "/dev/ttyUSB0", want: Address{Scheme: "serial", Path: "/dev/ttyUSB0"}, str: "serial:///dev/ttyUSB0"},
+	{in: "/dev/cu.usbmodem1101", want: Address{Scheme: "serial", Path: "/dev/cu.usbmodem1101"}, str: "serial:///dev/cu.usbmodem1101"},
+	{in: "/dev/serial/by-id/usb-MicroPython_Board_in_FS_mode_e6614c-if00", want: Address{Scheme: "serial", Path: "/dev/serial/by-id/usb-MicroPython_Board_in_FS_mode_e6614c-if00"}, str: "serial:///dev/serial/by-id/usb-MicroPython_Board_in_FS_mode_e6614c-if00"},
+	{in: "/dev/odd?name", want: Address{Scheme: "serial", Path: "/dev/odd?name"}, str: "serial:///dev/odd%3Fname"},
+	{in: "COM3", want: Address{Scheme: "serial", Path: "COM3"}, str: "serial:COM3"},
+	{in: "com12", want: Address{Scheme: "serial", Path: "com12"}, str: "serial:com12"},
+	{in: "COM3:8266", want: Address{Scheme: "ws", Host: "COM3:8266", Path: "/"}, str: "ws://COM3:8266/"},
+	{in: "COMPUTER", want: Address{Scheme: "ws", Host: "COMPUTER:8266", Path: "/"}, str: "ws://COMPUTER:8266/"},
+	{in: "serial:///dev/ttyACM0?baud=57600", want: Address{Scheme: "serial", Path: "/dev/ttyACM0", Baud: 57600}},
+	{in: "auto", want: Address{Scheme: "auto"}},
+	{in: "AUTO", want: Address{Scheme: "auto"}, str: "auto"},
+	{in: "ws://auto", want: Address{Scheme: "ws", Host: "auto:8266", Path: "/"}, str: "ws://auto:8266/"},
+	{in: "auto:8266", want: Address{Scheme: "ws", Host: "auto:8266", Path: "/"}, str: "ws://auto:8266/"},
+	{in: "usb:2e8a:0005", want: Address{Scheme: "usb", VID: "2e8a", PID: "0005"}},
+	{in: "USB:2E8A:5", want: Address{Scheme: "usb", VID: "2e8a", PID: "0005"}, str: "usb:2e8a:0005"},
+	{in: "usb:f055:9800:206437A1", want: Address{Scheme: "usb", VID: "f055", PID: "9800", SerialNumber: "206437A1"}},
+	{in: "usb:303a:1001:F4:12:FA:5C:1E:D8", want: Address{Scheme: "usb", VID: "303a", PID: "1001", SerialNumber: "F4:12:FA:5C:1E:D8"}},
+	{in: "id:e6614c311b7e6f35", want: Address{Scheme: "id", SerialNumber: "e6614c311b7e6f35"}},
+	{in: "ID:F4:12:FA:5C:1E:D8", want: Address{Scheme: "id", SerialNumber: "F4:12:FA:5C:1E:D8"}, str: "id:F4:12:FA:5C:1E:D8"},
+	{in: "tcp://127.0.0.1:2217", want: Address{Scheme: "tcp", Host: "127.0.0.1:2217"}},
+	{in: "tcp://[::1]:23", want: Address{Scheme: "tcp", Host: "[::1]:23"}},
+	{in: "TCP://Board:4000/", want: Address{Scheme: "tcp", Host: "Board:4000"}, str: "tcp://Board:4000"},
+	{in: "tcp://[fe80::1%25eth0]:23", want: Address{Scheme: "tcp", Host: "[fe80::1%eth0]:23"}},
+	{in: "socket://esp32.local:4000", want: Address{Scheme: "tcp", Host: "esp32.local:4000"}, str: "tcp://esp32.local:4000"},
+	{in: "/dev/", wantErr: "missing device name"},
+	{in: "usb:zz:1", wantErr: "bad USB vendor ID"},
+	{in: "usb:", wantErr: "bad USB vendor ID"},
+	{in: "usb:2e8a", wantErr: "missing product ID"},
+	{in: "usb:2e8a:", wantErr: "bad USB product ID"},
+	{in: "usb:2e8a:12345", wantErr: "bad USB product ID"},
+	{in: "usb:0x2e8a:5", wantErr: "bad USB vendor ID"},
+	{in: "usb:2e8a:0005:", wantErr: "empty serial number"},
+	{in: "id:", wantErr: "missing serial number"},
+	{in: "tcp://host", wantErr: "missing port"},
+	{in: "tcp://host:", wantErr: "missing port"},
+	{in: "tcp://host:0", wantErr: "bad port"},
+	{in: "tcp://:23", wantErr: "missing host"},
+	{in: "tcp://host:23/x", wantErr: "no path"},
+	{in: "tcp://host:23?nodelay=1", wantErr: "no options"},
+	{in: "tcp://host:23#x", wantErr: "fragment"},
+	{in: "tcp://u@host:23", wantErr: "user information"},
+	{in: "tcp:host:23", wantErr: "missing //"},
+	{in: "tcp://ho!st:23", wantErr: "bad host name"},
+}
+
+func TestIsWebREPL(t *testing.T) {
+	cases := []struct {
+		in   string
+		want bool
+	}{
+		{"192.168.4.1", true},
+		{"ws://h/", true},
+		{"wss://h/", true},
+		{"serial:///dev/ttyACM0?framing=ws", true},
+		{"serial:///dev/ttyACM0", false},
+		{"serial:///dev/ttyACM0?framing=raw", false},
+		{"/dev/ttyUSB0", false},
+		{"COM3", false},
+		{"tcp://h:23", false},
+		{"auto", false},
+		{"usb:2e8a:0005", false},
+		{"id:123", false},
+	}
+	for _, tc := range cases {
+		a, err := ParseAddress(tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.IsWebREPL(); got != tc.want {
+			t.Errorf("%s: IsWebREPL() = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	if (Address{}).IsWebREPL() {
+		t.Error("the zero Address is a WebREPL link")
+	}
 }
 
 func TestParseAddress(t *testing.T) {
@@ -105,13 +184,30 @@ func FuzzParseAddress(f *testing.F) {
 			}
 			return
 		}
+		usb := a.VID != "" || a.PID != "" || a.SerialNumber != ""
 		switch a.Scheme {
 		case "ws", "wss":
-			if a.Host == "" || !strings.HasPrefix(a.Path, "/") || a.Baud != 0 || a.Framing != "" {
+			if a.Host == "" || !strings.HasPrefix(a.Path, "/") || a.Baud != 0 || a.Framing != "" || usb || !a.IsWebREPL() {
 				t.Fatalf("%q: odd address %+v", s, a)
 			}
 		case "serial":
-			if a.Path == "" || a.Host != "" {
+			if a.Path == "" || a.Host != "" || usb || a.IsWebREPL() != (a.Framing == "ws") {
+				t.Fatalf("%q: odd address %+v", s, a)
+			}
+		case "tcp":
+			if a.Host == "" || a.Path != "" || a.Baud != 0 || a.Framing != "" || usb || a.IsWebREPL() {
+				t.Fatalf("%q: odd address %+v", s, a)
+			}
+		case "auto":
+			if a != (Address{Scheme: "auto"}) {
+				t.Fatalf("%q: odd address %+v", s, a)
+			}
+		case "usb", "id":
+			_, okV := normalizeUSBID(a.VID)
+			_, okP := normalizeUSBID(a.PID)
+			ids := len(a.VID) == 4 && len(a.PID) == 4 && okV && okP && strings.ToLower(a.VID+a.PID) == a.VID+a.PID
+			if a.Scheme == "usb" && !ids || a.Scheme == "id" && (a.VID != "" || a.PID != "" || a.SerialNumber == "") ||
+				a.Host != "" || a.Path != "" || a.Baud != 0 || a.Framing != "" || a.IsWebREPL() {
 				t.Fatalf("%q: odd address %+v", s, a)
 			}
 		default:

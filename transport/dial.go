@@ -61,9 +61,12 @@ const syncResend = 500 * time.Millisecond
 // synchronises first: it sends a close frame carrying a random tag, every
 // 500 ms until an answer comes (the peer may be in the middle of a frame
 // from an earlier client), and discards what it reads until the peer's
-// close answer carrying the same tag (a server-role Conn echoes it). The peer then starts a fresh session, and the returned
-// Conn reads it from its start. Serial addresses without framing=ws (the
-// raw REPL) are not supported by Dial.
+// close answer carrying the same tag (a server-role Conn echoes it). The
+// peer then starts a fresh session, and the returned Conn reads it from its
+// start.
+//
+// Raw REPL addresses (serial without framing=ws, tcp, auto, usb, id; see
+// Address.IsWebREPL) are errors: open them with OpenStream.
 //
 // ctx bounds the dial and the handshake only; the returned Conn does not
 // keep it.
@@ -86,6 +89,8 @@ func Dial(ctx context.Context, addr string, opts *DialOptions) (*Conn, error) {
 		c, err = dialWS(ctx, a, &o)
 	case "serial":
 		c, err = dialSerial(ctx, a, &o)
+	case "tcp", "auto", "usb", "id":
+		err = errors.New("a raw REPL address (a byte stream, not a WebREPL link): open it with OpenStream")
 	default:
 		err = fmt.Errorf("unknown scheme %q", a.Scheme)
 	}
@@ -145,7 +150,7 @@ func dialSerial(ctx context.Context, a Address, o *DialOptions) (*Conn, error) {
 	switch a.Framing {
 	case "ws":
 	case "":
-		return nil, errors.New("a serial address without framing=ws means the raw REPL, not supported by this command; add ?framing=ws for WebREPL framing on the serial line")
+		return nil, errors.New("a serial address without framing=ws means the raw REPL, not supported by this command (open it with OpenStream); add ?framing=ws for WebREPL framing on the serial line")
 	default:
 		return nil, fmt.Errorf("framing %q is not supported by this command (only framing=ws)", a.Framing)
 	}

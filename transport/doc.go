@@ -14,6 +14,13 @@
 //   - WebSocket framing straight on a byte stream, with no HTTP (a
 //     pseudo-terminal, a pipe, a UART): NewConn(rw, br, &Options{Role: ...}).
 //   - A serial port as a plain io.ReadWriteCloser: OpenSerial.
+//   - The raw REPL, a plain byte stream: OpenStream(ctx, addr, nil) with
+//     "/dev/ttyACM0", "COM3", "serial:///dev/ttyUSB0?baud=115200",
+//     "tcp://host:port" (ser2net, socat), or a board chosen by USB
+//     identity: "auto", "usb:2e8a:0005[:SERIAL]", "id:SERIAL".
+//     Address.IsWebREPL tells which of Dial and OpenStream an address
+//     is for.
+//   - What is plugged in: ListPorts, and FindPort to pick from its list.
 //
 // # Roles
 //

@@ -84,7 +84,7 @@ func (e *HandshakeError) Is(target error) bool {
 // net.ErrClosed (the port was closed, or the device was unplugged), or an
 // OS error.
 type SerialError struct {
-	Op   string // "open", "read", "write", "close"
+	Op   string // "open", "read", "write", "close", "set DTR", "set RTS", "reset"
 	Path string // the device path
 	Err  error
 }

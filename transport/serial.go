@@ -22,9 +22,27 @@ type SerialOptions struct {
 const defaultBaud = 115200
 
 // Serial is an open serial port as a plain io.ReadWriteCloser: 8 data bits,
-// no parity, one stop bit, opened for exclusive use. DTR and RTS are left
-// as the operating system sets them on open; Serial never pulses them
-// (on many ESP32 boards that would reset the chip).
+// no parity, one stop bit, opened for exclusive use.
+//
+// DTR and RTS are both asserted on open and stay so unless SetDTR or SetRTS
+// changes them. Both asserted is a state that does not reset a board:
+//
+//   - An ESP32/ESP8266 auto-reset circuit (two cross-coupled transistors on
+//     the USB-serial bridge, or the same logic in the ESP32-S3/C3
+//     USB-Serial-JTAG) pulls EN low, a reset, only while RTS is asserted
+//     and DTR is not, and pulls GPIO0 low (the ROM bootloader) only while
+//     DTR is asserted and RTS is not. DTR equal to RTS touches neither.
+//   - Boards with native USB (pyboard, RP2040/RP2350, ESP32-S2/S3 with
+//     TinyUSB, SAMD) take an asserted DTR to mean that a terminal is
+//     connected, and may drop their output while it is not.
+//
+// Both asserted is also what the Linux kernel sets on open (both lines in
+// one operation), what go.bug.st/serial sets on Windows by default, and
+// what pyserial, and so mpremote, uses. Serial asks for it explicitly
+// through serial.Mode.InitialStatusBits: on Unix the bits can only be set
+// after open, so asking for the state the kernel has just set is what
+// avoids a pulse. A line without modem control (a pseudo-terminal) is
+// opened without them. Serial itself never pulses DTR or RTS.
 //
 // Read blocks until at least one byte arrives; it never returns (0, nil).
 // Close may be called from another goroutine and makes a pending Read
@@ -54,13 +72,22 @@ func OpenSerial(path string, opts *SerialOptions) (*Serial, error) {
 	if o.Baud == 0 {
 		o.Baud = defaultBaud
 	}
-	p, err := serial.Open(path, &serial.Mode{
+	mode := &serial.Mode{
 		BaudRate: o.Baud,
 		DataBits: 8,
 		Parity:   serial.NoParity,
 		StopBits: serial.OneStopBit,
-		// InitialStatusBits nil: do not touch DTR/RTS.
-	})
+		// DTR and RTS both asserted: see the Serial doc.
+		InitialStatusBits: &serial.ModemOutputBits{DTR: true, RTS: true},
+	}
+	p, err := serial.Open(path, mode)
+	if isInvalidPort(err) {
+		// A line without modem control (a pseudo-terminal, some virtual
+		// ports) fails the modem-bits ioctl. Open it again without asking
+		// for the bits; a port that is no serial port at all fails again.
+		mode.InitialStatusBits = nil
+		p, err = serial.Open(path, mode)
+	}
 	if err != nil {
 		return nil, &SerialError{Op: "open", Path: path, Err: portError(err, false)}
 	}
@@ -69,6 +96,18 @@ func OpenSerial(path string, opts *SerialOptions) (*Serial, error) {
 		return nil, &SerialError{Op: "open", Path: path, Err: portError(err, false)}
 	}
 	return &Serial{path: path, port: p}, nil
+}
+
+// isInvalidPort reports whether err is go.bug.st/serial's InvalidSerialPort,
+// the code of every failure after the device was opened (its PortError
+// does not tell which step failed).
+func isInvalidPort(err error) bool {
+	var pe *serial.PortError
+	if errors.As(err, &pe) {
+		return pe.Code() == serial.InvalidSerialPort
+	}
+	var v serial.PortError
+	return errors.As(err, &v) && v.Code() == serial.InvalidSerialPort
 }
 
 // Path returns the device path the port was opened with.
@@ -115,6 +154,27 @@ func (s *Serial) Write(p []byte) (int, error) {
 		}
 	}
 	return done, nil
+}
+
+// SetDTR asserts (true) or clears (false) the Data Terminal Ready line.
+// See the Serial doc for what DTR and RTS do to boards. It may be called
+// while another goroutine reads or writes. A line without modem control
+// (a pseudo-terminal) returns an error.
+func (s *Serial) SetDTR(on bool) error { return s.setLine("set DTR", s.port.SetDTR, on) }
+
+// SetRTS asserts (true) or clears (false) the Request To Send line, as
+// SetDTR does DTR. RTS asserted while DTR is clear holds an ESP32 with an
+// auto-reset circuit in reset.
+func (s *Serial) SetRTS(on bool) error { return s.setLine("set RTS", s.port.SetRTS, on) }
+
+func (s *Serial) setLine(op string, set func(bool) error, on bool) error {
+	if s.closed.Load() {
+		return &SerialError{Op: op, Path: s.path, Err: net.ErrClosed}
+	}
+	if err := set(on); err != nil {
+		return &SerialError{Op: op, Path: s.path, Err: portError(err, s.closed.Load())}
+	}
+	return nil
 }
 
 // Close closes the port and unblocks a pending Read. It is idempotent.

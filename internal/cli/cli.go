@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -74,12 +75,25 @@ func clientFlags() []ucli.Flag {
 			Usage: "time allowed to connect and log in",
 			Value: 10 * time.Second,
 		},
+		&ucli.IntFlag{
+			Name:  "baud",
+			Usage: "serial line speed, when the device is a serial port",
+			Value: 115200,
+		},
 	}
 }
 
 func (a *app) build() *ucli.App {
 	withClient := func(cmd *ucli.Command) *ucli.Command {
-		cmd.Flags = append(clientFlags(), cmd.Flags...)
+		common := clientFlags()
+		for _, f := range cmd.Flags {
+			if slices.Contains(f.Names(), "p") {
+				// The command's own -p (mkdir -p) wins; the password is
+				// then --password or WEBREPL_PASSWORD.
+				common[1].(*ucli.StringFlag).Aliases = nil
+			}
+		}
+		cmd.Flags = append(common, cmd.Flags...)
 		return cmd
 	}
 	ua := &ucli.App{
@@ -87,7 +101,9 @@ func (a *app) build() *ucli.App {
 		Usage:     "reach MicroPython boards over WebREPL",
 		UsageText: "webrepl [-d DEVICE] [-p PASSWORD] COMMAND [ARGS...]",
 		Description: "Flags may come before or after the command and its arguments.\n" +
-			"The device comes from -d or WEBREPL_DEVICE, the password from -p, WEBREPL_PASSWORD, or a prompt.",
+			"The device comes from -d or WEBREPL_DEVICE: ws://host[:port], wss://..., host[:port] (WebREPL on 8266),\n" +
+			"/dev/ttyACM0, COM3, auto, usb:VID:PID[:SERIAL], id:SERIAL, tcp://host:port, serial://PATH?baud=N[&framing=ws].\n" +
+			"The password (WebREPL only) comes from -p, WEBREPL_PASSWORD, or a prompt.",
 		Reader:                 a.io.Stdin,
 		Writer:                 a.io.Stdout,
 		ErrWriter:              a.io.Stderr,
@@ -104,6 +120,7 @@ func (a *app) build() *ucli.App {
 				ArgsUsage: "LOCAL [:REMOTE]",
 				Description: "REMOTE starts with ':'. Without it, or when it ends in '/', the local file's name is kept.\n" +
 					"LOCAL '-' reads standard input (then REMOTE must name the file).",
+				Flags:  []ucli.Flag{noVerifyFlag()},
 				Action: a.put,
 			}),
 			withClient(&ucli.Command{
@@ -116,6 +133,7 @@ func (a *app) build() *ucli.App {
 			withClient(&ucli.Command{
 				Name:   "version",
 				Usage:  "print the device's MicroPython version",
+				Flags:  []ucli.Flag{jsonFlag()},
 				Action: a.version,
 			}),
 			withClient(&ucli.Command{
@@ -125,7 +143,11 @@ func (a *app) build() *ucli.App {
 				Action:      a.repl,
 			}),
 			emulateCommand(a),
+			portsCommand(a),
 		},
+	}
+	for _, cmd := range boardCommands(a) {
+		ua.Commands = append(ua.Commands, withClient(cmd))
 	}
 	for _, c := range ua.Commands {
 		c.OnUsageError = usageError

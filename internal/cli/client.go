@@ -17,6 +17,7 @@ import (
 
 	"webrepl/internal/term"
 	"webrepl/protocol"
+	"webrepl/protocol/remote"
 	"webrepl/transport"
 )
 
@@ -135,59 +136,47 @@ func (a *app) put(c *ucli.Context) error {
 		return &UsageError{Msg: "put takes LOCAL [:REMOTE] (see 'webrepl put --help')"}
 	}
 	local := args[0]
-	remote := ""
+	rp := ""
 	if len(args) == 2 {
 		r, ok := remotePath(args[1])
 		if !ok {
 			return &UsageError{Msg: fmt.Sprintf("put: the remote file %q must start with ':' (e.g. :%s)", args[1], args[1])}
 		}
-		remote = r
+		rp = r
 	}
 	if _, ok := remotePath(local); ok {
 		return &UsageError{Msg: "put: the first argument is the local file; to copy from the device use 'webrepl get'"}
 	}
-	if remote == "" || strings.HasSuffix(remote, "/") {
-		if local == "-" {
+	if local == "-" {
+		if rp == "" || strings.HasSuffix(rp, "/") {
 			return &UsageError{Msg: "put: reading standard input needs a remote file name (e.g. :main.py)"}
 		}
-		remote += filepath.Base(local)
-	}
-
-	var src io.Reader
-	var size int64
-	if local == "-" {
-		// The protocol needs the size up front: standard input is read whole.
+		// The size must be known up front: standard input is read whole.
 		data, err := io.ReadAll(a.io.Stdin)
 		if err != nil {
 			return fmt.Errorf("webrepl: put: read standard input: %w", err)
 		}
-		src, size = bytes.NewReader(data), int64(len(data))
-	} else {
-		f, err := os.Open(local)
-		if err != nil {
-			return fmt.Errorf("webrepl: put: %w", err)
-		}
-		defer f.Close()
-		st, err := f.Stat()
-		if err != nil {
-			return fmt.Errorf("webrepl: put: %w", err)
-		}
-		if st.IsDir() {
-			return fmt.Errorf("webrepl: put: %s is a directory", local)
-		}
-		src, size = f, st.Size()
+		return a.withBoard(c, func(ctx context.Context, b *remote.Board) error {
+			return b.Put(ctx, rp, bytes.NewReader(data), int64(len(data)), nil)
+		})
 	}
-
-	client, err := a.connect(c)
+	st, err := os.Stat(local)
 	if err != nil {
-		return err
+		return fmt.Errorf("webrepl: put: %w", err)
 	}
-	defer client.Close()
-	if err := client.Put(c.Context, remote, src, size, nil); err != nil {
-		return err
+	if st.IsDir() {
+		return fmt.Errorf("webrepl: put: %s is a directory (use cp -r)", local)
 	}
-	fmt.Fprintf(a.io.Stderr, "%s -> :%s (%d bytes)\n", local, remote, size)
-	return nil
+	if rp == "" || strings.HasSuffix(rp, "/") {
+		rp += filepath.Base(local)
+	}
+	return a.withBoard(c, func(ctx context.Context, b *remote.Board) error {
+		if err := a.putFile(ctx, b, local, rp, st.Size()); err != nil {
+			return err
+		}
+		fmt.Fprintf(a.io.Stderr, "%s -> :%s (%d bytes)\n", local, rp, st.Size())
+		return nil
+	})
 }
 
 func (a *app) get(c *ucli.Context) error {
@@ -195,9 +184,9 @@ func (a *app) get(c *ucli.Context) error {
 	if len(args) < 1 || len(args) > 2 {
 		return &UsageError{Msg: "get takes :REMOTE [LOCAL] (see 'webrepl get --help')"}
 	}
-	remote, ok := remotePath(args[0])
-	if !ok || remote == "" {
-		return &UsageError{Msg: fmt.Sprintf("get: the remote file %q must start with ':' (e.g. :%s)", args[0], args[0])}
+	rp, ok := remotePath(args[0])
+	if !ok || rp == "" {
+		return &UsageError{Msg: fmt.Sprintf("get: the rp file %q must start with ':' (e.g. :%s)", args[0], args[0])}
 	}
 	local := "."
 	if len(args) == 2 {
@@ -205,56 +194,35 @@ func (a *app) get(c *ucli.Context) error {
 	}
 	if local != "-" {
 		if st, err := os.Stat(local); err == nil && st.IsDir() {
-			local = filepath.Join(local, path.Base(remote))
+			local = filepath.Join(local, path.Base(rp))
 		}
 	}
-
-	client, err := a.connect(c)
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-
-	if local == "-" {
-		_, err := client.Get(c.Context, remote, a.io.Stdout, nil)
-		return err
-	}
-	// Write beside the target and rename at the end, so that a failed
-	// transfer never leaves a truncated file in place of a good one.
-	tmp, err := os.CreateTemp(filepath.Dir(local), "."+filepath.Base(local)+".part-*")
-	if err != nil {
-		return fmt.Errorf("webrepl: get: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	n, err := client.Get(c.Context, remote, tmp, nil)
-	if cerr := tmp.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("webrepl: get: %w", cerr)
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), local); err != nil {
-		return fmt.Errorf("webrepl: get: %w", err)
-	}
-	fmt.Fprintf(a.io.Stderr, ":%s -> %s (%d bytes)\n", remote, local, n)
-	return nil
+	return a.withBoard(c, func(ctx context.Context, b *remote.Board) error {
+		if err := a.getFile(ctx, b, rp, local); err != nil {
+			return err
+		}
+		if local != "-" {
+			fmt.Fprintf(a.io.Stderr, ":%s -> %s\n", rp, local)
+		}
+		return nil
+	})
 }
 
 func (a *app) version(c *ucli.Context) error {
 	if c.Args().Len() > 0 {
 		return &UsageError{Msg: "version takes no arguments"}
 	}
-	client, err := a.connect(c)
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	v, err := client.Version(c.Context)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(a.io.Stdout, v.String())
-	return nil
+	return a.withBoard(c, func(ctx context.Context, b *remote.Board) error {
+		v, err := b.Version(ctx)
+		if err != nil {
+			return err
+		}
+		if c.Bool("json") {
+			return a.printJSON(map[string]string{"micropython": v})
+		}
+		fmt.Fprintln(a.io.Stdout, v)
+		return nil
+	})
 }
 
 // exitKey is Ctrl-]: it ends the interactive session and is not sent.
@@ -269,11 +237,12 @@ func (a *app) repl(c *ucli.Context) error {
 	if c.Args().Len() > 0 {
 		return &UsageError{Msg: "repl takes no arguments"}
 	}
-	client, err := a.connect(c)
+	l, err := a.open(c)
 	if err != nil {
 		return err
 	}
-	defer client.Close()
+	defer l.Close()
+	client := l.term
 
 	interactive := false
 	if f, ok := a.stdinFile(); ok && term.IsTerminal(f) {
@@ -322,7 +291,7 @@ func (a *app) repl(c *ucli.Context) error {
 		if err == nil && !interactive {
 			waitQuiet(c.Context, activity)
 		}
-		client.Close()
+		l.Close()
 		<-outDone
 		if err != nil && !errors.Is(err, errQuit) {
 			return err
@@ -337,7 +306,7 @@ func (a *app) repl(c *ucli.Context) error {
 		}
 		return err
 	case <-c.Context.Done():
-		client.Close()
+		l.Close()
 		<-outDone
 		return nil
 	}

@@ -38,6 +38,10 @@ type Options struct {
 	// lives until Close, shared by the sessions one after another, as a
 	// board's REPL outlives its WebREPL connections.
 	Shell []string
+	// Terminal, if set (and Shell is not), is the device's REPL as a byte
+	// stream: what it reads is typed input, what it writes is REPL
+	// output. The MicroPython harness is one. Close closes it.
+	Terminal io.ReadWriteCloser
 	// HandshakeTimeout bounds a client's WebSocket handshake. Zero: the
 	// transport's default.
 	HandshakeTimeout time.Duration
@@ -55,7 +59,8 @@ type Emulator struct {
 
 	shell   *pty.Pty
 	cmd     *exec.Cmd
-	pumpEnd chan struct{} // closed when the shell output pump returns
+	term    io.ReadWriteCloser // the REPL: the shell's pty, or Options.Terminal
+	pumpEnd chan struct{}      // closed when the REPL output pump returns
 
 	mu      sync.Mutex
 	current *protocol.Device // the session holding the slot; nil when free
@@ -85,7 +90,11 @@ func New(opts *Options) (*Emulator, error) {
 		if err != nil {
 			return nil, fmt.Errorf("emulator: shell: %w", err)
 		}
-		e.shell, e.cmd = p, cmd
+		e.shell, e.cmd, e.term = p, cmd, p
+	} else if e.opts.Terminal != nil {
+		e.term = e.opts.Terminal
+	}
+	if e.term != nil {
 		e.pumpEnd = make(chan struct{})
 		go e.pumpShell()
 	}
@@ -100,20 +109,20 @@ func (e *Emulator) deviceOptions() *protocol.DeviceOptions {
 		Extended: e.opts.Extended,
 		Logf:     e.opts.Logf,
 	}
-	if e.shell != nil {
-		o.Input = e.shell.Master
+	if e.term != nil {
+		o.Input = e.term
 	}
 	return o
 }
 
-// pumpShell copies the shell's output to the session holding the slot, and
+// pumpShell copies the REPL's output to the session holding the slot, and
 // drops it while there is none (a board's console output goes on whether or
 // not anybody watches).
 func (e *Emulator) pumpShell() {
 	defer close(e.pumpEnd)
 	buf := make([]byte, 4096)
 	for {
-		n, err := e.shell.Master.Read(buf)
+		n, err := e.term.Read(buf)
 		if n > 0 {
 			e.mu.Lock()
 			d := e.current
@@ -286,7 +295,9 @@ func (e *Emulator) Close() error {
 		if e.shell != nil {
 			e.cmd.Process.Kill()
 			e.cmd.Wait()
-			e.shell.Close()
+		}
+		if e.term != nil {
+			e.term.Close()
 			<-e.pumpEnd
 		}
 	})

@@ -21,17 +21,20 @@ type Device struct {
 	Addr string
 }
 
-// New makes an emulator on a fresh directory. Opts.FS is replaced by that
-// directory; Opts.Logf, when nil, logs through tb.
+// New makes an emulator on a fresh directory, or on opts.FS when it is set
+// (then Dir is empty). Opts.Logf, when nil, logs through tb.
 func New(tb testing.TB, opts emulator.Options) *Device {
 	tb.Helper()
-	dir := tb.TempDir()
-	fsys, err := protocol.DirFS(dir)
-	if err != nil {
-		tb.Fatal(err)
+	var dir string
+	if opts.FS == nil {
+		dir = tb.TempDir()
+		fsys, err := protocol.DirFS(dir)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tb.Cleanup(func() { fsys.Close() })
+		opts.FS = fsys
 	}
-	tb.Cleanup(func() { fsys.Close() })
-	opts.FS = fsys
 	if opts.Logf == nil {
 		opts.Logf = tb.Logf
 	}

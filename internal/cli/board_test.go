@@ -1,0 +1,206 @@
+//go:build linux
+
+package cli
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"webrepl/internal/leakcheck"
+	"webrepl/internal/mpboard/mpboardtest"
+)
+
+// boardLinks reach a real MicroPython (the WebAssembly port) three ways:
+// its pseudo-terminal opened with the serial transport, as /dev/ttyACM0 is;
+// its byte stream served on TCP, as ser2net serves a board; and a WebREPL
+// device emulator whose REPL and files are the board's.
+var boardLinks = []struct {
+	name  string
+	start func(t *testing.T) []string // the flags that reach it
+}{
+	{"serial", func(t *testing.T) []string {
+		b := mpboardtest.Start(t, nil)
+		return []string{"-d", b.Path}
+	}},
+	{"tcp", func(t *testing.T) []string {
+		return []string{"-d", "tcp://" + serveTCP(t, mpboardtest.Open(t, nil))}
+	}},
+}
+
+// serveTCP serves the byte stream rw to one TCP client at a time, as
+// ser2net does, until the test ends: one pump sends the board's output to
+// the client connected at the time (or drops it when there is none).
+func serveTCP(t *testing.T, rw io.ReadWriteCloser) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu  sync.Mutex
+		cur net.Conn
+		wg  sync.WaitGroup
+	)
+	wg.Add(2)
+	go func() { // board → the current client
+		defer wg.Done()
+		buf := make([]byte, 4096)
+		for {
+			n, err := rw.Read(buf)
+			mu.Lock()
+			if cur != nil && n > 0 {
+				cur.Write(buf[:n])
+			}
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	go func() { // clients, one at a time → board
+		defer wg.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			cur = conn
+			mu.Unlock()
+			io.Copy(rw, conn)
+			mu.Lock()
+			cur = nil
+			mu.Unlock()
+			conn.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		rw.Close()
+		mu.Lock()
+		if cur != nil {
+			cur.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+func runOK(t *testing.T, link []string, args ...string) string {
+	t.Helper()
+	r := run(t, "", append(args, link...)...)
+	if r.err != nil {
+		t.Fatalf("webrepl %s: %v (stderr %q)", strings.Join(args, " "), r.err, r.stderr)
+	}
+	return r.stdout
+}
+
+func TestCommandsOverEveryLink(t *testing.T) {
+	for _, l := range boardLinks {
+		t.Run(l.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			link := l.start(t)
+			local := t.TempDir()
+
+			// put, ls, cat, stat, sha256sum, get: every byte value.
+			data := make([]byte, 3000)
+			for i := range data {
+				data[i] = byte(i * 13)
+			}
+			src := filepath.Join(local, "data.bin")
+			os.WriteFile(src, data, 0o644)
+			runOK(t, link, "put", src, ":/data.bin")
+			if out := runOK(t, link, "ls", ":/"); !strings.Contains(out, "data.bin\n") {
+				t.Fatalf("ls after put: %q", out)
+			}
+			if out := runOK(t, link, "cat", ":/data.bin"); out != string(data) {
+				t.Fatalf("cat gave %d bytes, want the %d put", len(out), len(data))
+			}
+			sum := sha256.Sum256(data)
+			if out := runOK(t, link, "sha256sum", ":/data.bin"); !strings.HasPrefix(out, hex.EncodeToString(sum[:])) {
+				t.Fatalf("sha256sum %q, want %x", out, sum)
+			}
+			if out := runOK(t, link, "stat", ":/data.bin", "--json"); !strings.Contains(out, `"size": 3000`) {
+				t.Fatalf("stat --json: %q", out)
+			}
+			back := filepath.Join(local, "back.bin")
+			runOK(t, link, "get", ":/data.bin", back)
+			if got, _ := os.ReadFile(back); !bytes.Equal(got, data) {
+				t.Fatalf("get gave %d bytes back, differing from what was put", len(got))
+			}
+
+			// mkdir -p, touch, tree, mv, rmdir, rm -r, ls --json.
+			runOK(t, link, "mkdir", "-p", ":/a/b/c")
+			runOK(t, link, "touch", ":/a/b/t.txt")
+			runOK(t, link, "mv", ":/a/b/t.txt", ":/a/u.txt")
+			if out := runOK(t, link, "tree", ":/a"); !strings.Contains(out, "c/") || !strings.Contains(out, "u.txt") || strings.Contains(out, "t.txt") {
+				t.Fatalf("tree after mkdir/touch/mv: %q", out)
+			}
+			runOK(t, link, "rmdir", ":/a/b/c")
+			runOK(t, link, "rm", "-r", ":/a")
+			var entries []struct {
+				Name string `json:"name"`
+			}
+			if err := json.Unmarshal([]byte(runOK(t, link, "ls", "--json", ":/")), &entries); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				if e.Name == "a" {
+					t.Fatal("rm -r left the directory")
+				}
+			}
+
+			// cp -r both ways.
+			tree := filepath.Join(local, "proj")
+			os.MkdirAll(filepath.Join(tree, "lib"), 0o755)
+			os.WriteFile(filepath.Join(tree, "main.py"), []byte("print('main')\n"), 0o644)
+			os.WriteFile(filepath.Join(tree, "lib", "util.py"), []byte("X = 42\n"), 0o644)
+			runOK(t, link, "cp", "-r", tree, ":/")
+			out := filepath.Join(local, "out")
+			runOK(t, link, "cp", "-r", ":/proj", out)
+			if got, _ := os.ReadFile(filepath.Join(out, "lib", "util.py")); string(got) != "X = 42\n" {
+				t.Fatalf("cp -r round trip: lib/util.py = %q", got)
+			}
+
+			// exec, eval, run, version, df.
+			if out := runOK(t, link, "exec", "import sys\nsys.path.append('/proj/lib')\nimport util\nprint(util.X+1)"); strings.TrimSpace(out) != "43" {
+				t.Fatalf("exec printed %q", out)
+			}
+			if out := runOK(t, link, "eval", "6*7"); strings.TrimSpace(out) != "42" {
+				t.Fatalf("eval printed %q", out)
+			}
+			if out := runOK(t, link, "run", filepath.Join(tree, "main.py")); strings.TrimSpace(out) != "main" {
+				t.Fatalf("run printed %q", out)
+			}
+			if out := runOK(t, link, "version"); strings.TrimSpace(out) != "1.27.0" {
+				t.Fatalf("version printed %q", out)
+			}
+			if out := runOK(t, link, "df", "--json"); !strings.Contains(out, `"total"`) {
+				t.Fatalf("df --json printed %q", out)
+			}
+
+			// A soft reset forgets variables and keeps files.
+			runOK(t, link, "exec", "forgotten = 1")
+			runOK(t, link, "reset")
+			if r := run(t, "", append([]string{"eval", "forgotten"}, link...)...); r.err == nil || !strings.Contains(r.err.Error(), "NameError") {
+				t.Fatalf("eval after reset: %v, want a NameError", r.err)
+			}
+			runOK(t, link, "cat", ":/proj/main.py")
+
+			// A missing file: one clear line, exit status 1.
+			r := run(t, "", append([]string{"cat", ":/missing.txt"}, link...)...)
+			if ExitCode(r.err) != 1 || !strings.Contains(r.err.Error(), "missing.txt") || strings.Contains(r.err.Error(), "\n") {
+				t.Fatalf("cat of a missing file: exit %d, %v", ExitCode(r.err), r.err)
+			}
+		})
+	}
+}

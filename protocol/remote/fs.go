@@ -1,0 +1,428 @@
+package remote
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"webrepl/protocol"
+)
+
+// rawExitWait bounds leaving the raw REPL at Close.
+const rawExitWait = 2 * time.Second
+
+// Entry is one file or directory on the board.
+type Entry struct {
+	Name  string `json:"name"` // base name (List) or path relative to the walk's root (Tree)
+	Size  int64  `json:"size"`
+	IsDir bool   `json:"dir"`
+}
+
+// py quotes s as a Python string literal. Go's quoting is valid Python for
+// every escape it produces (\", \\, \n, \t, \xNN, \uNNNN, \UNNNNNNNN).
+func py(s string) string { return strconv.Quote(s) }
+
+// wrap gives an error the operation and path, once.
+func wrap(op, p string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("webrepl: %s %s: %w", op, p, trimPrefixErr(err))
+}
+
+type prefixless struct{ err error }
+
+func (e prefixless) Error() string { return strings.TrimPrefix(e.err.Error(), "webrepl: ") }
+func (e prefixless) Unwrap() error { return e.err }
+
+func trimPrefixErr(err error) error { return prefixless{err} }
+
+// parseEntries reads lines of "TYPE SIZE HEXNAME".
+func parseEntries(out []byte) ([]Entry, error) {
+	var es []Entry
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			return nil, fmt.Errorf("%w: unexpected listing line %q", protocol.ErrProtocol, line)
+		}
+		typ, err1 := strconv.ParseInt(f[0], 10, 64)
+		size, err2 := strconv.ParseInt(f[1], 10, 64)
+		name, err3 := hex.DecodeString(f[2])
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return nil, fmt.Errorf("%w: unexpected listing line %q", protocol.ErrProtocol, line)
+		}
+		es = append(es, Entry{Name: string(name), Size: size, IsDir: typ&0x4000 != 0})
+	}
+	return es, nil
+}
+
+// List returns the entries of the directory p, sorted by name.
+func (b *Board) List(ctx context.Context, p string) ([]Entry, error) {
+	out, err := b.exec(ctx, `import os,binascii
+for e in os.ilistdir(`+py(p)+`):
+    s=e[3] if len(e)>3 else 0
+    if e[1]&0x4000: s=0
+    print(e[1],s,binascii.hexlify(e[0].encode()).decode())`)
+	if err != nil {
+		return nil, wrap("ls", p, err)
+	}
+	es, err := parseEntries(out)
+	sortEntries(es)
+	return es, wrap("ls", p, err)
+}
+
+// Tree returns every entry below the directory p, depth first, with names
+// relative to p, sorted by name within each directory.
+func (b *Board) Tree(ctx context.Context, p string) ([]Entry, error) {
+	out, err := b.exec(ctx, `import os,binascii
+def _t(d,r):
+    l=sorted(os.ilistdir(d),key=lambda e:e[0])
+    for e in l:
+        n=r+e[0]
+        s=e[3] if len(e)>3 else 0
+        if e[1]&0x4000:
+            print(e[1],0,binascii.hexlify(n.encode()).decode())
+            _t((d.rstrip('/') or '')+'/'+e[0],n+'/')
+        else:
+            print(e[1],s,binascii.hexlify(n.encode()).decode())
+_t(`+py(p)+`,'')
+del _t`)
+	if err != nil {
+		return nil, wrap("tree", p, err)
+	}
+	es, err := parseEntries(out)
+	return es, wrap("tree", p, err)
+}
+
+// Stat returns the entry for p; its Name is path.Base(p).
+func (b *Board) Stat(ctx context.Context, p string) (Entry, error) {
+	out, err := b.exec(ctx, "import os\ns=os.stat("+py(p)+")\nprint(s[0],s[6])")
+	if err != nil {
+		return Entry{}, wrap("stat", p, err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) != 2 {
+		return Entry{}, wrap("stat", p, fmt.Errorf("%w: unexpected stat output %q", protocol.ErrProtocol, out))
+	}
+	mode, _ := strconv.ParseInt(f[0], 10, 64)
+	size, _ := strconv.ParseInt(f[1], 10, 64)
+	e := Entry{Name: path.Base(p), Size: size, IsDir: mode&0x4000 != 0}
+	if e.IsDir {
+		e.Size = 0
+	}
+	return e, nil
+}
+
+// Cat writes the file p to w.
+func (b *Board) Cat(ctx context.Context, p string, w io.Writer) error {
+	_, err := b.Get(ctx, p, w)
+	return err
+}
+
+// Get copies the board's file p to w and returns the number of bytes.
+// Over WebREPL it uses the file protocol; otherwise the file comes in
+// base64 lines through the raw REPL, decoded as they arrive.
+func (b *Board) Get(ctx context.Context, p string, w io.Writer) (int64, error) {
+	if b.web != nil {
+		return b.web.Get(ctx, p, w, nil)
+	}
+	dec := &lineDecoder{w: w}
+	err := b.Exec(ctx, `import binascii
+f=open(`+py(p)+`,'rb')
+try:
+    r=f.read
+    e=binascii.b2a_base64
+    while 1:
+        d=r(`+strconv.Itoa(b.opts.ChunkSize)+`)
+        if not d: break
+        print(e(d).decode().strip())
+finally:
+    f.close()`, dec)
+	if err == nil {
+		err = dec.flush()
+	}
+	return dec.n, wrap("get", p, err)
+}
+
+// lineDecoder decodes base64 lines as they stream in.
+type lineDecoder struct {
+	w    io.Writer
+	line []byte
+	n    int64
+	err  error
+	buf  []byte
+}
+
+func (d *lineDecoder) Write(p []byte) (int, error) {
+	if d.err != nil {
+		return 0, d.err
+	}
+	for _, c := range p {
+		if c != '\n' {
+			if c != '\r' {
+				d.line = append(d.line, c)
+			}
+			continue
+		}
+		if err := d.flush(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+func (d *lineDecoder) flush() error {
+	if len(d.line) == 0 || d.err != nil {
+		return d.err
+	}
+	need := base64.StdEncoding.DecodedLen(len(d.line))
+	if cap(d.buf) < need {
+		d.buf = make([]byte, need)
+	}
+	n, err := base64.StdEncoding.Decode(d.buf[:need], d.line)
+	d.line = d.line[:0]
+	if err != nil {
+		d.err = fmt.Errorf("%w: bad base64 from the board: %v", protocol.ErrProtocol, err)
+		return d.err
+	}
+	m, err := d.w.Write(d.buf[:n])
+	d.n += int64(m)
+	if err != nil {
+		d.err = err
+	}
+	return d.err
+}
+
+// tmpName is where a put writes before the rename.
+func tmpName(p string) string {
+	dir, base := path.Split(p)
+	return dir + "." + base + ".webrepl-tmp"
+}
+
+// Put writes size bytes from r to the board's file p: under a temporary
+// name first, renamed over p when complete, then (unless Options.NoVerify)
+// checked against a SHA-256 computed on the board. Over WebREPL the data
+// goes through the file protocol.
+func (b *Board) Put(ctx context.Context, p string, r io.Reader, size int64, progress func(done int64)) (err error) {
+	defer func() { err = wrap("put", p, err) }()
+	if b.web != nil {
+		// The rename and the check need the raw REPL: enter it first, so
+		// that a device without one (an emulator started without a REPL)
+		// gets the file written directly, by its own atomic write.
+		if _, err := b.rawREPL(ctx); errors.Is(err, protocol.ErrNoREPL) {
+			b.logf("webrepl: put %s: the device has no REPL; writing the file directly, unverified", p)
+			return b.web.Put(ctx, p, r, size, progress)
+		} else if err != nil {
+			return err
+		}
+	}
+	h := sha256.New()
+	src := io.TeeReader(io.LimitReader(r, size), h)
+	tmp := tmpName(p)
+	if b.web != nil {
+		if err := b.web.Put(ctx, tmp, src, size, progress); err != nil {
+			return err
+		}
+	} else if err := b.putRaw(ctx, tmp, src, size, progress); err != nil {
+		b.removeQuietly(ctx, tmp)
+		return err
+	}
+	if _, err := b.exec(ctx, `import os
+t=`+py(tmp)+`
+p=`+py(p)+`
+try:
+    os.rename(t,p)
+except OSError:
+    os.remove(p)
+    os.rename(t,p)`); err != nil {
+		b.removeQuietly(ctx, tmp)
+		return err
+	}
+	if b.opts.NoVerify {
+		return nil
+	}
+	sum, err := b.Sha256(ctx, p)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	if want := hex.EncodeToString(h.Sum(nil)); sum != want {
+		return fmt.Errorf("verify: the board's copy has SHA-256 %s, the source %s", sum, want)
+	}
+	return nil
+}
+
+func (b *Board) putRaw(ctx context.Context, tmp string, src io.Reader, size int64, progress func(int64)) error {
+	if _, err := b.exec(ctx, "import binascii\n_f=open("+py(tmp)+",'wb')\n_w=_f.write\n_d=binascii.a2b_base64"); err != nil {
+		return err
+	}
+	buf := make([]byte, b.opts.ChunkSize)
+	code := make([]byte, 0, base64.StdEncoding.EncodedLen(len(buf))+16)
+	var done int64
+	for done < size {
+		n, err := io.ReadFull(src, buf[:min(int64(len(buf)), size-done)])
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			b.exec(ctx, "_f.close()")
+			return fmt.Errorf("reading the source: %w", err)
+		}
+		code = append(code[:0], "_w(_d(b'"...)
+		code = base64.StdEncoding.AppendEncode(code, buf[:n])
+		code = append(code, "'))"...)
+		if _, err := b.exec(ctx, string(code)); err != nil {
+			b.exec(ctx, "_f.close()")
+			return err
+		}
+		done += int64(n)
+		if progress != nil {
+			progress(done)
+		}
+	}
+	_, err := b.exec(ctx, "_f.close()\ndel _f,_w,_d")
+	return err
+}
+
+func (b *Board) removeQuietly(ctx context.Context, p string) {
+	b.exec(ctx, "import os\ntry:\n    os.remove("+py(p)+")\nexcept OSError:\n    pass")
+}
+
+// Sha256 returns the hex SHA-256 of the board's file p, computed on the
+// board with hashlib; boards without it send the file and the host hashes.
+func (b *Board) Sha256(ctx context.Context, p string) (string, error) {
+	out, err := b.exec(ctx, `import hashlib,binascii
+h=hashlib.sha256()
+f=open(`+py(p)+`,'rb')
+m=bytearray(1024)
+v=memoryview(m)
+while 1:
+    n=f.readinto(m)
+    if not n: break
+    h.update(v[:n])
+f.close()
+print(binascii.hexlify(h.digest()).decode())`)
+	var ee *protocol.ExecError
+	if errors.As(err, &ee) && (ee.Type == "ImportError" || ee.Type == "AttributeError") {
+		h := sha256.New()
+		if _, err := b.Get(ctx, p, h); err != nil {
+			return "", err
+		}
+		return hex.EncodeToString(h.Sum(nil)), nil
+	}
+	if err != nil {
+		return "", wrap("sha256sum", p, err)
+	}
+	return trimLine(out), nil
+}
+
+// Remove deletes the file p; with recursive, a directory and everything
+// below it.
+func (b *Board) Remove(ctx context.Context, p string, recursive bool) error {
+	code := "import os\nos.remove(" + py(p) + ")"
+	if recursive {
+		code = `import os
+def _r(p):
+    if os.stat(p)[0]&0x4000:
+        for e in os.ilistdir(p):
+            _r(p.rstrip('/')+'/'+e[0])
+        os.rmdir(p)
+    else:
+        os.remove(p)
+_r(` + py(p) + `)
+del _r`
+	}
+	_, err := b.exec(ctx, code)
+	return wrap("rm", p, err)
+}
+
+// Mkdir makes the directory p; with parents, also the missing ones above
+// it, and an existing directory is fine.
+func (b *Board) Mkdir(ctx context.Context, p string, parents bool) error {
+	code := "import os\nos.mkdir(" + py(p) + ")"
+	if parents {
+		code = `import os
+_p=''
+for _c in ` + py(p) + `.split('/'):
+    if not _c: 
+        _p+='/' if not _p else ''
+        continue
+    _p=(_p.rstrip('/')+'/'+_c) if _p else _c
+    try:
+        os.mkdir(_p)
+    except OSError as e:
+        if not os.stat(_p)[0]&0x4000: raise
+del _p,_c`
+	}
+	_, err := b.exec(ctx, code)
+	return wrap("mkdir", p, err)
+}
+
+// Rmdir removes the empty directory p.
+func (b *Board) Rmdir(ctx context.Context, p string) error {
+	_, err := b.exec(ctx, "import os\nos.rmdir("+py(p)+")")
+	return wrap("rmdir", p, err)
+}
+
+// Touch creates p if it does not exist, leaving its contents alone.
+func (b *Board) Touch(ctx context.Context, p string) error {
+	_, err := b.exec(ctx, "open("+py(p)+",'a').close()")
+	return wrap("touch", p, err)
+}
+
+// Rename moves from to to.
+func (b *Board) Rename(ctx context.Context, from, to string) error {
+	_, err := b.exec(ctx, "import os\nos.rename("+py(from)+","+py(to)+")")
+	return wrap("mv", from, err)
+}
+
+// Usage is a filesystem's size and free space, in bytes.
+type Usage struct {
+	Path  string `json:"path"`
+	Total int64  `json:"total"`
+	Free  int64  `json:"free"`
+}
+
+// Df returns the size and free space of the filesystem holding p.
+func (b *Board) Df(ctx context.Context, p string) (Usage, error) {
+	out, err := b.exec(ctx, "import os\ns=os.statvfs("+py(p)+")\nprint(s[1] or s[0],s[2],s[3])")
+	if err != nil {
+		return Usage{}, wrap("df", p, err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) != 3 {
+		return Usage{}, wrap("df", p, fmt.Errorf("%w: unexpected statvfs output %q", protocol.ErrProtocol, out))
+	}
+	var n [3]int64
+	for i := range n {
+		n[i], _ = strconv.ParseInt(f[i], 10, 64)
+	}
+	return Usage{Path: p, Total: n[0] * n[1], Free: n[0] * n[2]}, nil
+}
+
+func sortEntries(es []Entry) {
+	slices.SortFunc(es, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
+}
+
+// IsDir reports whether p is a directory on the board; a missing p is
+// (false, nil).
+func (b *Board) IsDir(ctx context.Context, p string) (bool, error) {
+	e, err := b.Stat(ctx, p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return e.IsDir, err
+}
