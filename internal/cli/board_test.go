@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 
+	"webrepl/internal/emulator"
+	"webrepl/internal/emulator/emutest"
 	"webrepl/internal/leakcheck"
 	"webrepl/internal/mpboard/mpboardtest"
 )
@@ -33,6 +35,12 @@ var boardLinks = []struct {
 	}},
 	{"tcp", func(t *testing.T) []string {
 		return []string{"-d", "tcp://" + serveTCP(t, mpboardtest.Open(t, nil))}
+	}},
+	{"webrepl", func(t *testing.T) []string {
+		term := mpboardtest.Open(t, nil)
+		d := emutest.New(t, emulator.Options{Password: testPassword, Extended: true, Terminal: term, FS: term.FS()})
+		d.ListenTCP(t)
+		return []string{"-d", "ws://" + d.Addr, "--password", testPassword}
 	}},
 }
 

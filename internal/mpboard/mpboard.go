@@ -16,6 +16,10 @@
 // with the raw REPL banner. Its files live in memory for the life of the
 // board. See harness/board.mjs for the details and the port's limits.
 //
+// Board.FS and Terminal.FS reach the board's files without the REPL, over a
+// side channel to Node, as a WebREPL device's file protocol does: use them
+// to serve an emulated device's file operations (see FS).
+//
 // Start with mpboardtest.Start in tests; it skips when node is missing.
 package mpboard
 
@@ -290,6 +294,10 @@ func (b *Board) pumpOut(pc *pacer) {
 	}
 }
 
+// FS returns the board's files. It is safe to use from any goroutine; once
+// the board is closed its calls fail with ErrChannelClosed.
+func (b *Board) FS() *FS { return b.p.files }
+
 // Close stops the board: it kills Node, closes the pseudo-terminal (Path
 // goes away) and waits for the goroutines it started. It is idempotent.
 func (b *Board) Close() error {
@@ -310,6 +318,7 @@ type proc struct {
 	stdin  *os.File // write end
 	stdout *os.File // read end
 	stderr *os.File // read end
+	files  *FS      // the file channel, on Node's fds 3 and 4
 	logf   func(string, ...any)
 
 	// ready receives the number of bytes the board wrote to stdout before
@@ -356,7 +365,15 @@ func startProc(o *Options) (p *proc, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("mpboard: %w", err)
 	}
-	args := []string{filepath.Join(o.HarnessDir, "board.mjs")}
+	reqR, reqW, err := pipe()
+	if err != nil {
+		return nil, fmt.Errorf("mpboard: %w", err)
+	}
+	repR, repW, err := pipe()
+	if err != nil {
+		return nil, fmt.Errorf("mpboard: %w", err)
+	}
+	args := []string{filepath.Join(o.HarnessDir, "board.mjs"), "--fs-channel"}
 	if o.BootNoise {
 		args = append(args, "--boot-noise")
 	}
@@ -366,6 +383,7 @@ func startProc(o *Options) (p *proc, err error) {
 	cmd := exec.Command("node", args...)
 	cmd.Dir = o.HarnessDir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+	cmd.ExtraFiles = []*os.File{reqR, repW} // fds 3 and 4
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("mpboard: start node: %w", err)
 	}
@@ -373,11 +391,14 @@ func startProc(o *Options) (p *proc, err error) {
 	inR.Close()
 	outW.Close()
 	errW.Close()
+	reqR.Close()
+	repW.Close()
 	p = &proc{
 		cmd:        cmd,
 		stdin:      inW,
 		stdout:     outR,
 		stderr:     errR,
+		files:      newFS(reqW, repR),
 		logf:       o.Logf,
 		ready:      make(chan int, 1),
 		stderrDone: make(chan struct{}),
@@ -444,6 +465,7 @@ func (p *proc) kill() {
 	p.killOnce.Do(func() {
 		p.cmd.Process.Kill()
 		<-p.exited
+		p.files.close()
 		p.stdin.Close()
 		<-p.stderrDone
 		p.stdout.Close()
@@ -454,12 +476,21 @@ func (p *proc) kill() {
 // Open starts a board without a pseudo-terminal and returns its input and
 // output as one stream: what is written is typed at the REPL, what is read
 // is the board's output, from the first byte (boot noise, banner). Use it as
-// an emulator's terminal. Open returns once the board is ready (bounded by
-// 30 s). Options.Baud throttles Read and Write.
-//
-// One Read and one Write may run at the same time. Close kills the board,
-// unblocks them and waits; it is idempotent.
+// an emulator's terminal. It is OpenWithFS for callers that need only the
+// stream.
 func Open(opts *Options) (io.ReadWriteCloser, error) {
+	t, err := OpenWithFS(opts)
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// OpenWithFS starts a board without a pseudo-terminal, as Open does, and
+// returns it as a Terminal, whose FS reaches the board's files. It returns
+// once the board is ready (bounded by 30 s). Options.Baud throttles Read
+// and Write (not the FS).
+func OpenWithFS(opts *Options) (*Terminal, error) {
 	o, err := cloneWithDefaults(opts)
 	if err != nil {
 		return nil, err
@@ -481,7 +512,7 @@ func Open(opts *Options) (io.ReadWriteCloser, error) {
 	}
 	closed := make(chan struct{})
 	rate := bytesPerSecond(o.Baud)
-	return &stream{
+	return &Terminal{
 		p:      p,
 		closed: closed,
 		in:     pacer{rate: rate, closed: closed},
@@ -489,8 +520,15 @@ func Open(opts *Options) (io.ReadWriteCloser, error) {
 	}, nil
 }
 
-// stream is a board's standard input and output.
-type stream struct {
+// Terminal is a board without a pseudo-terminal: its REPL as a byte stream
+// (Read is the board's output, Write is typed input) and its files (FS).
+// The board's output must be read, or the board stalls once the pipe is
+// full, as a UART with flow control would.
+//
+// Concurrency: one Read and one Write may run at the same time, and the FS
+// may be used from any goroutine meanwhile. Close kills the board, unblocks
+// them all and waits for the goroutines it started; it is idempotent.
+type Terminal struct {
 	p      *proc
 	closed chan struct{}
 
@@ -502,50 +540,57 @@ type stream struct {
 	closeOnce sync.Once
 }
 
-var _ io.ReadWriteCloser = (*stream)(nil)
+var _ io.ReadWriteCloser = (*Terminal)(nil)
 
-func (s *stream) Read(b []byte) (int, error) {
-	s.rmu.Lock()
-	defer s.rmu.Unlock()
-	if s.out.rate > 0 {
-		b = b[:min(len(b), s.out.slice())]
+// FS returns the board's files, which its Python sees. Once the Terminal
+// is closed, its calls fail with ErrChannelClosed.
+func (t *Terminal) FS() *FS { return t.p.files }
+
+// Read reads the board's output.
+func (t *Terminal) Read(b []byte) (int, error) {
+	t.rmu.Lock()
+	defer t.rmu.Unlock()
+	if t.out.rate > 0 {
+		b = b[:min(len(b), t.out.slice())]
 	}
-	n, err := s.p.stdout.Read(b)
-	if n > 0 && s.out.wait(n) != nil {
+	n, err := t.p.stdout.Read(b)
+	if n > 0 && t.out.wait(n) != nil {
 		return n, nil // the bytes are the caller's; the next Read fails
 	}
-	if err != nil && s.isClosed() {
+	if err != nil && t.isClosed() {
 		err = os.ErrClosed
 	}
 	return n, err
 }
 
-func (s *stream) Write(b []byte) (int, error) {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.isClosed() {
+// Write types b at the board's REPL.
+func (t *Terminal) Write(b []byte) (int, error) {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	if t.isClosed() {
 		return 0, os.ErrClosed
 	}
-	n, err := s.in.writeCount(s.p.stdin, b)
-	if err != nil && s.isClosed() {
+	n, err := t.in.writeCount(t.p.stdin, b)
+	if err != nil && t.isClosed() {
 		err = os.ErrClosed
 	}
 	return n, err
 }
 
-func (s *stream) isClosed() bool {
+func (t *Terminal) isClosed() bool {
 	select {
-	case <-s.closed:
+	case <-t.closed:
 		return true
 	default:
 		return false
 	}
 }
 
-func (s *stream) Close() error {
-	s.closeOnce.Do(func() {
-		close(s.closed)
-		s.p.kill()
+// Close kills the board. It is idempotent.
+func (t *Terminal) Close() error {
+	t.closeOnce.Do(func() {
+		close(t.closed)
+		t.p.kill()
 	})
 	return nil
 }

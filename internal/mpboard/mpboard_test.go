@@ -31,8 +31,9 @@ const (
 // slave opened as a user opens /dev/ttyACM0.
 type line struct {
 	t   *testing.T
-	f   *os.File
-	buf []byte // read, not yet consumed
+	f   *os.File      // the pseudo-terminal, or nil
+	rw  io.ReadWriter // f, or a Terminal (whose test closes it on a timeout)
+	buf []byte        // read, not yet consumed
 }
 
 func openLine(t *testing.T, b *mpboard.Board) *line {
@@ -42,12 +43,19 @@ func openLine(t *testing.T, b *mpboard.Board) *line {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	return &line{t: t, f: f}
+	return &line{t: t, f: f, rw: f}
+}
+
+// deadline bounds the next reads, where the line supports it.
+func (l *line) deadline() {
+	if l.f != nil {
+		l.f.SetReadDeadline(time.Now().Add(10 * time.Second))
+	}
 }
 
 func (l *line) send(s string) {
 	l.t.Helper()
-	if _, err := l.f.Write([]byte(s)); err != nil {
+	if _, err := l.rw.Write([]byte(s)); err != nil {
 		l.t.Fatalf("write %q: %v", s, err)
 	}
 }
@@ -56,7 +64,7 @@ func (l *line) send(s string) {
 // output up to and including it.
 func (l *line) until(want string) string {
 	l.t.Helper()
-	l.f.SetReadDeadline(time.Now().Add(10 * time.Second))
+	l.deadline()
 	buf := make([]byte, 4096)
 	for {
 		if i := bytes.Index(l.buf, []byte(want)); i >= 0 {
@@ -64,7 +72,7 @@ func (l *line) until(want string) string {
 			l.buf = l.buf[i+len(want):]
 			return got
 		}
-		n, err := l.f.Read(buf)
+		n, err := l.rw.Read(buf)
 		l.buf = append(l.buf, buf[:n]...)
 		if err != nil {
 			l.t.Fatalf("waiting for %q: %v; got %q", want, err, l.buf)
@@ -75,10 +83,10 @@ func (l *line) until(want string) string {
 // next consumes and returns the next n bytes of output.
 func (l *line) next(n int) []byte {
 	l.t.Helper()
-	l.f.SetReadDeadline(time.Now().Add(10 * time.Second))
+	l.deadline()
 	buf := make([]byte, 4096)
 	for len(l.buf) < n {
-		k, err := l.f.Read(buf)
+		k, err := l.rw.Read(buf)
 		l.buf = append(l.buf, buf[:k]...)
 		if err != nil {
 			l.t.Fatalf("waiting for %d bytes: %v; got %q", n, err, l.buf)

@@ -33,6 +33,8 @@
 //                 power-up
 //   --no-banner   print nothing at start, as a board that booted long before
 //                 the host opened its port
+//   --fs-channel  serve the file channel on fds 3 (requests in) and 4
+//                 (replies out); see "File channel" below
 //
 // When the board is ready it writes "mpboard: ready N\n" to stderr, N being
 // the number of bytes written to stdout so far. Other stderr lines are
@@ -40,11 +42,58 @@
 // input read so far has been handled), and non-zero if the interpreter
 // fails.
 //
+// File channel. With --fs-channel the host reaches the board's files (the
+// Emscripten MEMFS its Python sees, of the interpreter running at the time:
+// the one after a soft reset too) without going through the REPL, as
+// firmware's WebREPL file protocol does: nothing is printed, and nothing
+// typed at the REPL is disturbed. Requests are served one at a time, in
+// order, whenever JavaScript runs: while the REPL waits for input, between
+// two input bytes, and while a program prints (the port writes its output
+// through a callback). A program that computes without printing holds the
+// event loop, and requests wait until it prints or ends, as firmware serves
+// WebREPL file operations only when its REPL polls. Names are UTF-8; a
+// leading "/" is the root, and other names are relative to "/" (the board's
+// current directory at boot), whatever the REPL's current directory is.
+//
+// Every integer is little-endian. A request is
+//
+//   u32 n, then n bytes: u8 op, then the op's arguments
+//
+// and its reply is
+//
+//   u32 n, then n bytes: u16 status, then the result (empty unless status is 0)
+//
+// Status 0 is success; anything else is the errno (MicroPython's and
+// Linux's numbering: ENOENT 2, EIO 5, EBADF 9, EACCES 13, EEXIST 17,
+// ENOTDIR 20, EISDIR 21, EINVAL 22, ENOSPC 28, ...). The ops:
+//
+//   1 STAT   name            -> u8 kind (1 file, 2 directory, 3 other),
+//                               u64 size, i64 mtime (ms since the epoch)
+//   2 OPEN   name            -> u32 handle, u64 size   (regular files only:
+//                               a directory is EISDIR, others EINVAL)
+//   3 READ   u32 handle, u32 max -> the next bytes, at most max (and 1 MiB);
+//                               none at the end of the file
+//   4 CLOSE  u32 handle      -> nothing
+//   5 CREATE name            -> u32 handle: an empty temporary file
+//                               ".NAME.webrepl-tmp-RANDOM" beside name (the
+//                               directory must exist; a directory name is
+//                               EISDIR)
+//   6 WRITE  u32 handle, data -> nothing; appends data to the temporary file
+//   7 COMMIT u32 handle      -> nothing; renames the temporary file over name
+//   8 ABORT  u32 handle      -> nothing; removes the temporary file
+//
+// A request longer than 1 MiB + 64 bytes, or an unknown op code, ends the
+// channel (the board goes on without it), as does the host closing fd 3 or
+// 4. An open file reads what it held when it was opened (or later writes
+// to it), even if it is replaced or removed meanwhile.
+//
 // Limits of the port (see shared/reference/micropython-wasm.md): no machine,
 // network, _webrepl or websocket module; a running program cannot be
 // interrupted with Ctrl-C (it holds the event loop); input() has no stdin.
 
+import crypto from "node:crypto";
 import fs from "node:fs";
+import net from "node:net";
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript/micropython.mjs";
 
 const RAW_BANNER = "raw REPL; CTRL-B to exit\r\n";
@@ -57,7 +106,7 @@ const CTRL_E = 0x05;
 
 const flags = new Set(process.argv.slice(2));
 for (const f of flags) {
-  if (f !== "--boot-noise" && f !== "--no-banner") {
+  if (f !== "--boot-noise" && f !== "--no-banner" && f !== "--fs-channel") {
     process.stderr.write(`mpboard: unknown flag ${f}\n`);
     process.exit(2);
   }
@@ -132,6 +181,7 @@ function boardStdout(data) {
   if (!muted) {
     emit(data);
   }
+  pollFilesSoon(); // a running program prints: serve the file channel
 }
 
 // The port's stderr carries C-level diagnostics, not the REPL: log them.
@@ -200,6 +250,382 @@ function runBoot() {
     if (err.type !== "SystemExit") {
       emit(String(err.message).replace(/\r?\n/g, "\r\n"));
     }
+  }
+}
+
+// ---- The file channel (--fs-channel): see the header. ----
+
+const FS_IN = 3; // requests from the host
+const FS_OUT = 4; // replies to the host
+const OP_STAT = 1;
+const OP_OPEN = 2;
+const OP_READ = 3;
+const OP_CLOSE = 4;
+const OP_CREATE = 5;
+const OP_WRITE = 6;
+const OP_COMMIT = 7;
+const OP_ABORT = 8;
+const MAX_READ = 1 << 20;
+const MAX_REQUEST = MAX_READ + 64;
+const MAX_HANDLES = 256;
+const POLL_MS = 2; // how often a busy board looks for requests
+const TEMP_INFIX = ".webrepl-tmp-";
+// Emscripten's open flags (musl's values); its mode strings lack "wx".
+const O_WRONLY = 0o1;
+const O_CREAT = 0o100;
+const O_EXCL = 0o200;
+
+// Errno values on the wire: MicroPython's (and Linux's) numbers. Emscripten
+// numbers its own differently (WASI's), so map by name.
+const ERRNO = {
+  EPERM: 1, ENOENT: 2, EIO: 5, EBADF: 9, EAGAIN: 11, ENOMEM: 12, EACCES: 13,
+  EBUSY: 16, EEXIST: 17, EXDEV: 18, ENODEV: 19, ENOTDIR: 20, EISDIR: 21,
+  EINVAL: 22, EMFILE: 24, EFBIG: 27, ENOSPC: 28, EROFS: 30, ENAMETOOLONG: 36,
+  ENOTEMPTY: 39, ELOOP: 40,
+};
+
+class FileError extends Error {
+  constructor(code) {
+    super(code);
+    this.errno = ERRNO[code];
+  }
+}
+
+let files = null; // the request socket (fd 3), null when there is no channel
+let filesBuf = Buffer.alloc(0); // request bytes not handled yet
+let serving = false; // pollFiles is running
+let lastPoll = 0;
+const pollBuf = Buffer.alloc(1 << 16);
+const handles = new Map(); // handle -> {read: true, fs, stream} or {tmp, name, size}
+let nextHandle = 1;
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+function startFiles() {
+  files = new net.Socket({ fd: FS_IN, readable: true, writable: false });
+  // libuv has made fd 3 non-blocking, so pollFiles can also read it
+  // synchronously while the event loop is held.
+  files.on("readable", pollFiles);
+  files.on("end", () => stopFiles("the host closed the request pipe"));
+  files.on("error", (err) => stopFiles(`requests: ${err.message}`));
+}
+
+function stopFiles(why) {
+  if (files === null) {
+    return;
+  }
+  process.stderr.write(`mpboard: file channel closed: ${why}\n`);
+  const f = files;
+  files = null; // before destroy: fd 3 may be reused once closed
+  f.destroy();
+  try {
+    fs.closeSync(FS_OUT);
+  } catch {
+    // already gone
+  }
+  for (const h of handles.values()) {
+    if (h.read) {
+      closeQuietly(h.fs, h.stream);
+    } else {
+      unlinkQuietly(h.tmp);
+    }
+  }
+  handles.clear();
+}
+
+// pollFilesSoon serves the file channel unless it was served a moment ago:
+// cheap enough to call for every byte.
+function pollFilesSoon() {
+  if (files !== null && Date.now() - lastPoll >= POLL_MS) {
+    pollFiles();
+  }
+}
+
+// pollFiles takes the request bytes there are (those the socket has
+// buffered first, then those still in the pipe, to keep their order) and
+// serves the complete requests. It never blocks for a request.
+function pollFiles() {
+  if (files === null || serving) {
+    return;
+  }
+  serving = true;
+  try {
+    const chunks = [filesBuf];
+    let chunk;
+    while ((chunk = files.read()) !== null) {
+      chunks.push(chunk);
+    }
+    for (;;) {
+      let n;
+      try {
+        n = fs.readSync(FS_IN, pollBuf, 0, pollBuf.length, null);
+      } catch (err) {
+        if (err.code === "EAGAIN") {
+          break;
+        }
+        throw err;
+      }
+      if (n === 0) {
+        break; // the end: the socket reports it
+      }
+      chunks.push(Buffer.from(pollBuf.subarray(0, n)));
+    }
+    filesBuf = chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+    while (files !== null && filesBuf.length >= 4) {
+      const n = filesBuf.readUInt32LE(0);
+      if (n < 1 || n > MAX_REQUEST) {
+        stopFiles(`bad request length ${n}`);
+        break;
+      }
+      if (filesBuf.length < 4 + n) {
+        break;
+      }
+      const req = filesBuf.subarray(4, 4 + n);
+      filesBuf = filesBuf.subarray(4 + n);
+      const reply = serveRequest(req[0], req.subarray(1));
+      if (reply === null) {
+        stopFiles(`unknown op ${req[0]}`);
+        break;
+      }
+      writeReply(reply);
+    }
+    if (filesBuf.length === 0) {
+      filesBuf = Buffer.alloc(0); // drop the big buffer a slice kept
+    }
+  } catch (err) {
+    stopFiles(err && err.stack ? err.stack : String(err));
+  } finally {
+    serving = false;
+    lastPoll = Date.now();
+  }
+}
+
+function writeReply(buf) {
+  let off = 0;
+  while (off < buf.length && files !== null) {
+    try {
+      off += fs.writeSync(FS_OUT, buf, off, buf.length - off);
+    } catch (err) {
+      if (err.code === "EAGAIN") {
+        Atomics.wait(sleepCell, 0, 0, 1);
+        continue;
+      }
+      stopFiles(`replies: ${err.message}`);
+    }
+  }
+}
+
+function reply(status, result) {
+  const buf = Buffer.alloc(6 + result.length);
+  buf.writeUInt32LE(2 + result.length, 0);
+  buf.writeUInt16LE(status, 4);
+  buf.set(result, 6);
+  return buf;
+}
+
+// serveRequest returns the reply to one request, or null for an unknown op.
+function serveRequest(op, args) {
+  let result;
+  try {
+    switch (op) {
+      case OP_STAT:
+        result = fileStat(boardPath(args));
+        break;
+      case OP_OPEN:
+        result = fileOpen(boardPath(args));
+        break;
+      case OP_READ:
+        result = fileRead(handleArg(args, true), args.length >= 8 ? args.readUInt32LE(4) : 0);
+        break;
+      case OP_CLOSE: {
+        const h = handleArg(args, true);
+        handles.delete(args.readUInt32LE(0));
+        h.fs.close(h.stream);
+        result = Buffer.alloc(0);
+        break;
+      }
+      case OP_CREATE:
+        result = fileCreate(boardPath(args));
+        break;
+      case OP_WRITE: {
+        const h = handleArg(args, false);
+        // A copy in a plain Uint8Array: MEMFS may keep what it is given.
+        const data = new Uint8Array(args.subarray(4));
+        const s = mp.FS.open(h.tmp, "r+"); // the current interpreter's
+        try {
+          mp.FS.write(s, data, 0, data.length, h.size);
+        } finally {
+          mp.FS.close(s);
+        }
+        h.size += data.length;
+        result = Buffer.alloc(0);
+        break;
+      }
+      case OP_COMMIT: {
+        const h = handleArg(args, false);
+        handles.delete(args.readUInt32LE(0));
+        try {
+          mp.FS.rename(h.tmp, h.name);
+        } catch (err) {
+          unlinkQuietly(h.tmp);
+          throw err;
+        }
+        result = Buffer.alloc(0);
+        break;
+      }
+      case OP_ABORT: {
+        const h = handleArg(args, false);
+        handles.delete(args.readUInt32LE(0));
+        unlinkQuietly(h.tmp);
+        result = Buffer.alloc(0);
+        break;
+      }
+      default:
+        return null;
+    }
+  } catch (err) {
+    return reply(errnoOf(err), Buffer.alloc(0));
+  }
+  return reply(0, result);
+}
+
+function errnoOf(err) {
+  if (err instanceof FileError) {
+    return err.errno;
+  }
+  if (err && err.name === "ErrnoError" && ERRNO[err.code] !== undefined) {
+    return ERRNO[err.code];
+  }
+  if (err instanceof RangeError) {
+    return ERRNO.ENOSPC; // out of memory, as a full flash
+  }
+  process.stderr.write(`mpboard: file channel: ${err && err.stack ? err.stack : err}\n`);
+  return ERRNO.EIO;
+}
+
+// boardPath turns a name from the host into an absolute MEMFS path.
+function boardPath(bytes) {
+  let name;
+  try {
+    name = utf8.decode(bytes);
+  } catch {
+    throw new FileError("EINVAL");
+  }
+  if (name === "") {
+    throw new FileError("ENOENT");
+  }
+  if (name.includes("\0")) {
+    throw new FileError("EINVAL");
+  }
+  return name.startsWith("/") ? name : "/" + name;
+}
+
+function handleArg(args, read) {
+  if (args.length < 4) {
+    throw new FileError("EINVAL");
+  }
+  const h = handles.get(args.readUInt32LE(0));
+  if (h === undefined || h.read !== read) {
+    throw new FileError("EBADF");
+  }
+  return h;
+}
+
+function newHandle(h) {
+  if (handles.size >= MAX_HANDLES) {
+    throw new FileError("EMFILE");
+  }
+  while (handles.has(nextHandle) || nextHandle === 0) {
+    nextHandle = (nextHandle + 1) >>> 0;
+  }
+  const id = nextHandle;
+  nextHandle = (nextHandle + 1) >>> 0;
+  handles.set(id, h);
+  return id;
+}
+
+function fileStat(path) {
+  const st = mp.FS.stat(path);
+  const out = Buffer.alloc(17);
+  out.writeUInt8(mp.FS.isFile(st.mode) ? 1 : mp.FS.isDir(st.mode) ? 2 : 3, 0);
+  out.writeBigUInt64LE(BigInt(st.size), 1);
+  out.writeBigInt64LE(BigInt(st.mtime.getTime()), 9);
+  return out;
+}
+
+function fileOpen(path) {
+  const FS = mp.FS;
+  const st = FS.stat(path);
+  if (FS.isDir(st.mode)) {
+    throw new FileError("EISDIR");
+  }
+  if (!FS.isFile(st.mode)) {
+    throw new FileError("EINVAL");
+  }
+  const stream = FS.open(path, "r");
+  let id;
+  try {
+    id = newHandle({ read: true, fs: FS, stream });
+  } catch (err) {
+    FS.close(stream);
+    throw err;
+  }
+  const out = Buffer.alloc(12);
+  out.writeUInt32LE(id, 0);
+  out.writeBigUInt64LE(BigInt(st.size), 4);
+  return out;
+}
+
+function fileRead(h, max) {
+  const buf = Buffer.alloc(Math.min(max, MAX_READ));
+  const n = h.fs.read(h.stream, buf, 0, buf.length);
+  return buf.subarray(0, n);
+}
+
+function fileCreate(path) {
+  const FS = mp.FS;
+  const slash = path.lastIndexOf("/");
+  const dir = path.slice(0, slash);
+  const base = path.slice(slash + 1);
+  if (base === "" || base === "." || base === "..") {
+    throw new FileError("EISDIR");
+  }
+  let st = null;
+  try {
+    st = FS.stat(path);
+  } catch (err) {
+    if (err.name !== "ErrnoError" || err.code !== "ENOENT") {
+      throw err;
+    }
+  }
+  if (st !== null && FS.isDir(st.mode)) {
+    throw new FileError("EISDIR");
+  }
+  const tmp = `${dir}/.${base}${TEMP_INFIX}${crypto.randomBytes(6).toString("hex")}`;
+  FS.close(FS.open(tmp, O_WRONLY | O_CREAT | O_EXCL));
+  try {
+    const id = newHandle({ read: false, tmp, name: path, size: 0 });
+    const out = Buffer.alloc(4);
+    out.writeUInt32LE(id, 0);
+    return out;
+  } catch (err) {
+    unlinkQuietly(tmp);
+    throw err;
+  }
+}
+
+function closeQuietly(FS, stream) {
+  try {
+    FS.close(stream);
+  } catch {
+    // closed already
+  }
+}
+
+function unlinkQuietly(path) {
+  try {
+    mp.FS.unlink(path);
+  } catch {
+    // gone already
   }
 }
 
@@ -276,6 +702,9 @@ if (flags.has("--boot-noise")) {
   flush();
 }
 mp = await load();
+if (flags.has("--fs-channel")) {
+  startFiles();
+}
 muted = flags.has("--no-banner");
 mp.replInit();
 muted = false;
@@ -321,6 +750,7 @@ try {
       for (const c of chunk) {
         await feed(c);
         flush();
+        pollFilesSoon();
       }
       queued -= chunk.length;
       if (queued <= HIGH_WATER && process.stdin.isPaused()) {

@@ -4,7 +4,6 @@ package mpboardtest
 
 import (
 	"errors"
-	"io"
 	"testing"
 
 	"webrepl/internal/mpboard"
@@ -26,13 +25,13 @@ func Start(tb testing.TB, opts *mpboard.Options) *mpboard.Board {
 	return b
 }
 
-// Open starts a board without a pseudo-terminal and returns its input and
-// output as one stream (see mpboard.Open), closed when the test ends. It
-// skips and fails as Start does.
-func Open(tb testing.TB, opts *mpboard.Options) io.ReadWriteCloser {
+// Open starts a board without a pseudo-terminal and returns it as a
+// Terminal (see mpboard.OpenWithFS), closed when the test ends. It skips
+// and fails as Start does.
+func Open(tb testing.TB, opts *mpboard.Options) *mpboard.Terminal {
 	tb.Helper()
 	o := withLog(tb, opts)
-	s, err := mpboard.Open(&o)
+	s, err := mpboard.OpenWithFS(&o)
 	check(tb, err)
 	tb.Cleanup(func() { s.Close() })
 	return s
