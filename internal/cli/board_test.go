@@ -4,9 +4,11 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -18,6 +20,7 @@ import (
 	"webrepl/internal/emulator"
 	"webrepl/internal/emulator/emutest"
 	"webrepl/internal/leakcheck"
+	"webrepl/internal/mpboard"
 	"webrepl/internal/mpboard/mpboardtest"
 )
 
@@ -210,5 +213,36 @@ func TestCommandsOverEveryLink(t *testing.T) {
 				t.Fatalf("cat of a missing file: exit %d, %v", ExitCode(r.err), r.err)
 			}
 		})
+	}
+}
+
+// TestEmulateBoard runs `webrepl emulate --board`: a full WebREPL device
+// whose REPL and files are a real MicroPython's.
+func TestEmulateBoard(t *testing.T) {
+	leakcheck.Check(t)
+	if err := mpboard.Available(); errors.Is(err, mpboard.ErrNoNode) {
+		t.Skip(err)
+	}
+	stdout := newSyncBuffer()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, []string{"webrepl", "emulate", "--board", "--listen", "127.0.0.1:0", "--password", "pw"},
+			IO{Stdin: strings.NewReader(""), Stdout: stdout, Stderr: newSyncBuffer()})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("emulate: %v", err)
+		}
+	})
+	stdout.waitFor(t, "/ with a MicroPython board")
+	addr := strings.TrimSuffix(strings.Fields(stdout.String())[4], "/")
+	link := []string{"-d", addr, "--password", "pw"}
+	src := filepath.Join(t.TempDir(), "x.py")
+	os.WriteFile(src, []byte("y = 7\n"), 0o644)
+	runOK(t, link, "put", src, ":/x.py")
+	if out := runOK(t, link, "exec", "exec(open('/x.py').read())\nprint(y*6)"); strings.TrimSpace(out) != "42" {
+		t.Fatalf("exec printed %q", out)
 	}
 }

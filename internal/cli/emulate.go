@@ -12,6 +12,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"webrepl/internal/emulator"
+	"webrepl/internal/mpboard"
 	"webrepl/internal/pty"
 	"webrepl/protocol"
 	"webrepl/transport"
@@ -29,6 +30,7 @@ func emulateCommand(a *app) *ucli.Command {
 			&ucli.StringFlag{Name: "dir", Usage: "directory holding the device's files"},
 			&ucli.StringFlag{Name: "password", Aliases: []string{"p"}, EnvVars: []string{"WEBREPL_PASSWORD"}, Usage: "password clients must give (at most 9 bytes unless --extended, like firmware)"},
 			&ucli.StringFlag{Name: "shell", Usage: "command run on a pseudo-terminal as the device's REPL, e.g. 'python3 -i'"},
+			&ucli.BoolFlag{Name: "board", Usage: "the device is a real MicroPython (WebAssembly, run by Node.js): its REPL is the terminal and its files are the device's"},
 			&ucli.StringFlag{Name: "serial", Usage: "also serve WebREPL framing (no HTTP) on this serial line; 'pty' makes a new pseudo-terminal and prints its path"},
 			&ucli.IntFlag{Name: "baud", Value: 115200, Usage: "baud rate for --serial"},
 			&ucli.BoolFlag{Name: "extended", Usage: "answer file errors with a WB error status and keep the session (firmware drops the connection)"},
@@ -52,19 +54,37 @@ func (a *app) emulate(c *ucli.Context) error {
 		password, generated = rand.Text()[:8], true
 	}
 
+	if c.Bool("board") && (c.IsSet("dir") || c.IsSet("shell")) {
+		return &UsageError{Msg: "emulate: --board brings its own REPL and files; leave out --dir and --shell"}
+	}
+	var board *mpboard.Terminal
+	if c.Bool("board") {
+		board, err = mpboard.OpenWithFS(nil)
+		if err != nil {
+			return fmt.Errorf("webrepl: emulate: %w", err)
+		}
+		defer board.Close()
+	}
+
 	dir := c.String("dir")
-	if dir == "" {
+	if dir == "" && board == nil {
 		dir, err = os.MkdirTemp("", "webrepl-device-")
 		if err != nil {
 			return fmt.Errorf("webrepl: emulate: %w", err)
 		}
 		defer os.RemoveAll(dir)
 	}
-	fsys, err := protocol.DirFS(dir)
-	if err != nil {
-		return fmt.Errorf("webrepl: emulate: %w", err)
+	var fsys protocol.FS
+	if board != nil {
+		fsys = board.FS()
+	} else {
+		d, err := protocol.DirFS(dir)
+		if err != nil {
+			return fmt.Errorf("webrepl: emulate: %w", err)
+		}
+		defer d.Close()
+		fsys = d
 	}
-	defer fsys.Close()
 
 	var shell []string
 	if s := c.String("shell"); s != "" {
@@ -74,14 +94,18 @@ func (a *app) emulate(c *ucli.Context) error {
 	if c.Bool("verbose") {
 		logf = func(format string, args ...any) { fmt.Fprintf(a.io.Stderr, format+"\n", args...) }
 	}
-	emu, err := emulator.New(&emulator.Options{
+	opts := &emulator.Options{
 		Password: password,
 		FS:       fsys,
 		Version:  ver,
 		Extended: c.Bool("extended"),
 		Shell:    shell,
 		Logf:     logf,
-	})
+	}
+	if board != nil {
+		opts.Terminal = board
+	}
+	emu, err := emulator.New(opts)
 	if err != nil {
 		return fmt.Errorf("webrepl: emulate: %w", err)
 	}
@@ -91,7 +115,11 @@ func (a *app) emulate(c *ucli.Context) error {
 	if err != nil {
 		return fmt.Errorf("webrepl: emulate: %w", err)
 	}
-	fmt.Fprintf(a.io.Stdout, "WebREPL device emulator at ws://%s/ serving %s\n", ln.Addr(), dir)
+	if board != nil {
+		fmt.Fprintf(a.io.Stdout, "WebREPL device emulator at ws://%s/ with a MicroPython board\n", ln.Addr())
+	} else {
+		fmt.Fprintf(a.io.Stdout, "WebREPL device emulator at ws://%s/ serving %s\n", ln.Addr(), dir)
+	}
 
 	// The listener and the serial line are served side by side; the first
 	// to fail ends both.
