@@ -246,3 +246,32 @@ func TestEmulateBoard(t *testing.T) {
 		t.Fatalf("exec printed %q", out)
 	}
 }
+
+// TestReplOverEveryLink pipes a line into repl over each link: the board's
+// friendly REPL evaluates it.
+func TestReplOverEveryLink(t *testing.T) {
+	for _, l := range boardLinks {
+		t.Run(l.name, func(t *testing.T) {
+			leakcheck.Check(t)
+			link := l.start(t)
+			r := run(t, "6*7\r", append([]string{"repl"}, link...)...)
+			if r.err != nil {
+				t.Fatalf("repl: %v", r.err)
+			}
+			if !strings.Contains(r.stdout, "42") {
+				t.Fatalf("repl output %q does not show the result", r.stdout)
+			}
+		})
+	}
+}
+
+func TestPortsJSON(t *testing.T) {
+	r := run(t, "", "ports", "--json")
+	if r.err != nil {
+		t.Fatalf("ports: %v", r.err)
+	}
+	var ports []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &ports); err != nil {
+		t.Fatalf("ports --json printed %q: %v", r.stdout, err)
+	}
+}
