@@ -41,7 +41,7 @@ func TestErrorsAreOneLineWithExitStatus(t *testing.T) {
 		{"usage", []string{"get"}, 2},
 		{"unknown flag", []string{"version", "--nope"}, 2},
 		{"nothing listening", []string{"version", "-d", "127.0.0.1:1", "-p", "pw"}, 1},
-		{"bad address", []string{"version", "-d", "ws://[::1", "-p", "pw"}, 1},
+		{"bad address", []string{"version", "-d", "ws://[::1", "-p", "pw"}, 2},
 		{"missing local file", []string{"put", "/nonexistent/file.py", ":x.py", "-d", "127.0.0.1:1", "-p", "pw"}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
