@@ -11,7 +11,6 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"webrepl/internal/term"
-	"webrepl/protocol"
 	"webrepl/protocol/remote"
 	"webrepl/transport"
 )
@@ -107,5 +106,3 @@ func size(n int64) string {
 		return fmt.Sprintf("%dB", n)
 	}
 }
-
-var _ = protocol.ErrAccessDenied

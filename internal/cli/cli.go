@@ -87,10 +87,15 @@ func (a *app) build() *ucli.App {
 	withClient := func(cmd *ucli.Command) *ucli.Command {
 		common := clientFlags()
 		for _, f := range cmd.Flags {
-			if slices.Contains(f.Names(), "p") {
-				// The command's own -p (mkdir -p) wins; the password is
-				// then --password or WEBREPL_PASSWORD.
-				common[1].(*ucli.StringFlag).Aliases = nil
+			if !slices.Contains(f.Names(), "p") {
+				continue
+			}
+			// The command's own -p (mkdir -p) wins; the password is then
+			// --password or WEBREPL_PASSWORD.
+			for _, cf := range common {
+				if sf, ok := cf.(*ucli.StringFlag); ok && sf.Name == "password" {
+					sf.Aliases = nil
+				}
 			}
 		}
 		cmd.Flags = append(common, cmd.Flags...)

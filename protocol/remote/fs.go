@@ -134,77 +134,44 @@ func (b *Board) Cat(ctx context.Context, p string, w io.Writer) error {
 }
 
 // Get copies the board's file p to w and returns the number of bytes.
-// Over WebREPL it uses the file protocol; otherwise the file comes in
-// base64 lines through the raw REPL, decoded as they arrive.
+// Over WebREPL it uses the file protocol; otherwise the file comes through
+// the raw REPL, a line per chunk of Options.ChunkSize bytes (base64, of the
+// chunk deflated when the board can and that makes it smaller), decoded
+// as the lines arrive.
 func (b *Board) Get(ctx context.Context, p string, w io.Writer) (int64, error) {
 	if b.web != nil {
 		return b.web.Get(ctx, p, w, nil)
 	}
-	dec := &lineDecoder{w: w}
-	err := b.Exec(ctx, `import binascii
-f=open(`+py(p)+`,'rb')
-try:
-    r=f.read
-    e=binascii.b2a_base64
-    while 1:
-        d=r(`+strconv.Itoa(b.opts.ChunkSize)+`)
-        if not d: break
-        print(e(d).decode().strip())
-finally:
-    f.close()`, dec)
+	zc, err := b.compression(ctx)
+	if err != nil {
+		return 0, wrap("get", p, err)
+	}
+	chunk := b.opts.ChunkSize
+	var code strings.Builder
+	code.WriteString(pyB2A + "import sys\n_o=sys.stdout.write\n")
+	if zc.get {
+		code.WriteString("import deflate,io\n")
+	}
+	code.WriteString("_f=open(" + py(p) + ",'rb')\ntry:\n while 1:\n  _b=_f.read(" + strconv.Itoa(chunk) + ")\n  if not _b:break\n")
+	if zc.get {
+		code.WriteString(`  _s=io.BytesIO()
+  _z=deflate.DeflateIO(_s,deflate.RAW,` + strconv.Itoa(getWindowBits(chunk)) + `)
+  _z.write(_b)
+  _z.close()
+  _s=_s.getvalue()
+  if len(_s)<len(_b):
+   _o('` + string(zMark) + `')
+   _b=_s
+  _s=_z=None
+`)
+	}
+	code.WriteString("  _o(_e(_b))\n  _b=None\nfinally:\n _f.close()\n")
+	dec := &lineDecoder{w: w, max: chunk}
+	err = b.Exec(ctx, code.String(), dec)
 	if err == nil {
 		err = dec.flush()
 	}
 	return dec.n, wrap("get", p, err)
-}
-
-// lineDecoder decodes base64 lines as they stream in.
-type lineDecoder struct {
-	w    io.Writer
-	line []byte
-	n    int64
-	err  error
-	buf  []byte
-}
-
-func (d *lineDecoder) Write(p []byte) (int, error) {
-	if d.err != nil {
-		return 0, d.err
-	}
-	for _, c := range p {
-		if c != '\n' {
-			if c != '\r' {
-				d.line = append(d.line, c)
-			}
-			continue
-		}
-		if err := d.flush(); err != nil {
-			return 0, err
-		}
-	}
-	return len(p), nil
-}
-
-func (d *lineDecoder) flush() error {
-	if len(d.line) == 0 || d.err != nil {
-		return d.err
-	}
-	need := base64.StdEncoding.DecodedLen(len(d.line))
-	if cap(d.buf) < need {
-		d.buf = make([]byte, need)
-	}
-	n, err := base64.StdEncoding.Decode(d.buf[:need], d.line)
-	d.line = d.line[:0]
-	if err != nil {
-		d.err = fmt.Errorf("%w: bad base64 from the board: %v", protocol.ErrProtocol, err)
-		return d.err
-	}
-	m, err := d.w.Write(d.buf[:n])
-	d.n += int64(m)
-	if err != nil {
-		d.err = err
-	}
-	return d.err
 }
 
 // tmpName is where a put writes before the rename.
@@ -265,15 +232,38 @@ except OSError:
 	return nil
 }
 
+// putRaw writes size bytes from src to the board's file tmp through the
+// raw REPL: one exec per chunk of Options.ChunkSize bytes, each deflated
+// when the board can inflate and that makes it smaller.
 func (b *Board) putRaw(ctx context.Context, tmp string, src io.Reader, size int64, progress func(int64)) error {
-	if _, err := b.exec(ctx, "import binascii\n_f=open("+py(tmp)+",'wb')\n_w=_f.write\n_d=binascii.a2b_base64"); err != nil {
+	zc, err := b.compression(ctx)
+	if err != nil {
 		return err
 	}
-	buf := make([]byte, b.opts.ChunkSize)
+	chunk := b.opts.ChunkSize
+	setup := pyA2B + "_f=open(" + py(tmp) + ",'wb')\n_w=_f.write\n"
+	done := "_f.close()\ndel _f,_w,_d"
+	if zc.put {
+		setup += `import deflate,io
+_m=memoryview(bytearray(1024))
+def _z(x):
+ x=deflate.DeflateIO(io.BytesIO(_d(x)),deflate.RAW,` + strconv.Itoa(putWindowBits(chunk)) + `)
+ while 1:
+  n=x.readinto(_m)
+  if not n:break
+  _w(_m[:n])
+`
+		done += ",_m,_z"
+	}
+	if _, err := b.exec(ctx, setup); err != nil {
+		return err
+	}
+	var z deflater
+	buf := make([]byte, chunk)
 	code := make([]byte, 0, base64.StdEncoding.EncodedLen(len(buf))+16)
-	var done int64
-	for done < size {
-		n, err := io.ReadFull(src, buf[:min(int64(len(buf)), size-done)])
+	var sent int64
+	for sent < size {
+		n, err := io.ReadFull(src, buf[:min(int64(len(buf)), size-sent)])
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
@@ -281,19 +271,25 @@ func (b *Board) putRaw(ctx context.Context, tmp string, src io.Reader, size int6
 			b.exec(ctx, "_f.close()")
 			return fmt.Errorf("reading the source: %w", err)
 		}
-		code = append(code[:0], "_w(_d(b'"...)
-		code = base64.StdEncoding.AppendEncode(code, buf[:n])
-		code = append(code, "'))"...)
+		data, open, end := buf[:n], "_w(_d(b'", "'))"
+		if zc.put {
+			if c := z.deflate(data); len(c) < n {
+				data, open, end = c, "_z(b'", "')"
+			}
+		}
+		code = append(code[:0], open...)
+		code = base64.StdEncoding.AppendEncode(code, data)
+		code = append(code, end...)
 		if _, err := b.exec(ctx, string(code)); err != nil {
 			b.exec(ctx, "_f.close()")
 			return err
 		}
-		done += int64(n)
+		sent += int64(n)
 		if progress != nil {
-			progress(done)
+			progress(sent)
 		}
 	}
-	_, err := b.exec(ctx, "_f.close()\ndel _f,_w,_d")
+	_, err = b.exec(ctx, done)
 	return err
 }
 

@@ -28,11 +28,30 @@ type Options struct {
 	// Raw configures the raw REPL. Nil: its defaults.
 	Raw *protocol.RawOptions
 	// ChunkSize is how many file bytes go in one raw-REPL command during
-	// a transfer. Zero: 3072 (4 KiB of base64).
+	// a transfer (one exec per chunk for put, one printed line per chunk for
+	// get). Zero: DefaultChunkSize. It bounds the board's memory: see
+	// DefaultChunkSize.
 	ChunkSize int
+	// NoCompress sends files through the raw REPL uncompressed even when
+	// the board has the deflate module (see package doc).
+	NoCompress bool
 	// Logf receives progress notes. Nil: discard.
 	Logf func(format string, args ...any)
 }
+
+// DefaultChunkSize is the default of Options.ChunkSize: 8 KiB.
+//
+// A chunk is what the board holds at once during a raw-REPL transfer.
+// For a put, that is one command of base64 text (4/3 of the chunk, less
+// when compressed): the raw REPL buffers it, the compiler copies it into
+// a bytes object, and the decoder makes the chunk again, so about
+// 5 × ChunkSize at the peak (some 40 KiB at the default), plus, for a
+// compressed chunk, an inflate window of the chunk's size rounded up to a
+// power of two and a 1 KiB buffer. For a get: the chunk, its compressed
+// copy, a 4 KiB compression window and the base64 line, about 3.5 ×
+// ChunkSize. Boards with less free memory (an ESP8266 has some 30 KiB)
+// want a smaller ChunkSize, such as 2048.
+const DefaultChunkSize = 8192
 
 // Board is a connected board.
 //
@@ -46,7 +65,8 @@ type Board struct {
 	web    *protocol.Client // non-nil on WebREPL links
 	closer io.Closer
 
-	raw *protocol.Raw // entered on first use
+	raw   *protocol.Raw // entered on first use
+	zcaps zcaps         // what the board's deflate can do; probed by the first raw-REPL transfer
 
 	closeOnce sync.Once
 	closeErr  error
@@ -75,7 +95,7 @@ func newBoard(opts *Options) *Board {
 		b.opts = *opts
 	}
 	if b.opts.ChunkSize <= 0 {
-		b.opts.ChunkSize = 3072
+		b.opts.ChunkSize = DefaultChunkSize
 	}
 	b.logf = b.opts.Logf
 	if b.logf == nil {
