@@ -49,6 +49,13 @@ func trimPrefix(err error) string {
 	return strings.TrimPrefix(err.Error(), errPrefix)
 }
 
+// prefixless shows a lower layer's error without its "webrepl: " prefix,
+// for use inside a message that has one already.
+type prefixless struct{ err error }
+
+func (e prefixless) Error() string { return trimPrefix(e.err) }
+func (e prefixless) Unwrap() error { return e.err }
+
 // wrapError adds context ("login", "serve") to an error without repeating
 // the package prefix.
 type wrapError struct {

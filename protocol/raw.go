@@ -837,7 +837,7 @@ func (r *Raw) readErr(ctx context.Context, err error, silence time.Duration, wha
 	case errors.Is(err, io.EOF):
 		return fmt.Errorf("the stream ended while waiting for %s: %w", what, io.ErrUnexpectedEOF)
 	}
-	return fmt.Errorf("read (waiting for %s): %w", what, err)
+	return fmt.Errorf("read (waiting for %s): %w", what, prefixless{err})
 }
 
 // sleepContext waits for d or until ctx is done.
