@@ -84,10 +84,7 @@ func (a *app) ls(c *ucli.Context) error {
 	if c.Args().Len() > 1 {
 		return &UsageError{Msg: "ls takes at most one path"}
 	}
-	p := "/"
-	if c.Args().Len() == 1 {
-		p = remoteArg(c.Args().First())
-	}
+	p := optionalPath(c)
 	return a.withBoard(c, func(ctx context.Context, b *remote.Board) error {
 		var es []remote.Entry
 		var err error
@@ -196,10 +193,7 @@ func (a *app) mv(c *ucli.Context) error {
 }
 
 func (a *app) tree(c *ucli.Context) error {
-	p := "/"
-	if c.Args().Len() > 0 {
-		p = remoteArg(c.Args().First())
-	}
+	p := optionalPath(c)
 	return a.withBoard(c, func(ctx context.Context, b *remote.Board) error {
 		es, err := b.Tree(ctx, p)
 		if err != nil {
@@ -256,11 +250,17 @@ func (a *app) sha256sum(c *ucli.Context) error {
 	return nil
 }
 
-func (a *app) df(c *ucli.Context) error {
-	p := "/"
+// optionalPath is the board path argument of ls, tree and df: "/" when
+// there is none.
+func optionalPath(c *ucli.Context) string {
 	if c.Args().Len() > 0 {
-		p = remoteArg(c.Args().First())
+		return remoteArg(c.Args().First())
 	}
+	return "/"
+}
+
+func (a *app) df(c *ucli.Context) error {
+	p := optionalPath(c)
 	return a.withBoard(c, func(ctx context.Context, b *remote.Board) error {
 		u, err := b.Df(ctx, p)
 		if err != nil {

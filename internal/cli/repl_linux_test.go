@@ -56,12 +56,11 @@ func (s *syncBuffer) waitFor(t *testing.T, want string) {
 	}
 }
 
-// TestInteractiveRepl runs repl on a real terminal (a pseudo-terminal):
-// raw mode while it runs, keys pass through as typed, Ctrl-] ends it, and
-// the terminal's mode is restored.
-func TestInteractiveRepl(t *testing.T) {
-	leakcheck.Check(t)
-	addr, _ := startDevice(t, emulator.Options{Shell: []string{"cat"}})
+// openTerminal makes a pseudo-terminal in the cooked mode of a user's
+// terminal and returns it, its slave side opened as a program's standard
+// input, and the slave's mode now.
+func openTerminal(t *testing.T) (*pty.Pty, *os.File, *unix.Termios) {
+	t.Helper()
 	p, err := pty.OpenTerminal()
 	if err != nil {
 		t.Skipf("no pseudo-terminals: %v", err)
@@ -72,10 +71,20 @@ func TestInteractiveRepl(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tty.Close() })
-	before, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
+	mode, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p, tty, mode
+}
+
+// TestInteractiveRepl runs repl on a real terminal (a pseudo-terminal):
+// raw mode while it runs, keys pass through as typed, Ctrl-] ends it, and
+// the terminal's mode is restored.
+func TestInteractiveRepl(t *testing.T) {
+	leakcheck.Check(t)
+	addr, _ := startDevice(t, emulator.Options{Shell: []string{"cat"}})
+	p, tty, before := openTerminal(t)
 
 	stdout, stderr := newSyncBuffer(), newSyncBuffer()
 	done := make(chan error, 1)
@@ -124,20 +133,7 @@ func TestPasswordPromptWithoutEcho(t *testing.T) {
 	leakcheck.Check(t)
 	t.Setenv("WEBREPL_PASSWORD", "")
 	addr, _ := startDevice(t, emulator.Options{})
-	p, err := pty.OpenTerminal()
-	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
-	}
-	t.Cleanup(func() { p.Close() })
-	tty, err := os.OpenFile(p.Name, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tty.Close() })
-	before, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p, tty, before := openTerminal(t)
 
 	stdout, stderr := newSyncBuffer(), newSyncBuffer()
 	done := make(chan error, 1)

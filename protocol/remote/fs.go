@@ -201,21 +201,14 @@ func (b *Board) Put(ctx context.Context, p string, r io.Reader, size int64, prog
 	src := io.TeeReader(io.LimitReader(r, size), h)
 	tmp := tmpName(p)
 	if b.web != nil {
-		if err := b.web.Put(ctx, tmp, src, size, progress); err != nil {
-			return err
+		err = b.web.Put(ctx, tmp, src, size, progress)
+		if err == nil {
+			_, err = b.exec(ctx, renameCode(tmp, p))
 		}
-	} else if err := b.putRaw(ctx, tmp, src, size, progress); err != nil {
-		b.removeQuietly(ctx, tmp)
-		return err
+	} else {
+		err = b.putRaw(ctx, tmp, p, src, size, progress)
 	}
-	if _, err := b.exec(ctx, `import os
-t=`+py(tmp)+`
-p=`+py(p)+`
-try:
-    os.rename(t,p)
-except OSError:
-    os.remove(p)
-    os.rename(t,p)`); err != nil {
+	if err != nil {
 		b.removeQuietly(ctx, tmp)
 		return err
 	}
@@ -232,19 +225,30 @@ except OSError:
 	return nil
 }
 
+// renameCode moves tmp over p: a plain rename, or, where the filesystem
+// refuses to replace a file that way (FAT), a remove and a rename.
+func renameCode(tmp, p string) string {
+	return "import os\ntry:\n os.rename(" + py(tmp) + "," + py(p) + ")\nexcept OSError:\n os.remove(" + py(p) + ")\n os.rename(" + py(tmp) + "," + py(p) + ")\n"
+}
+
 // putRaw writes size bytes from src to the board's file tmp through the
-// raw REPL: one exec per chunk of Options.ChunkSize bytes, each deflated
-// when the board can inflate and that makes it smaller.
-func (b *Board) putRaw(ctx context.Context, tmp string, src io.Reader, size int64, progress func(int64)) error {
+// raw REPL, one exec per chunk of Options.ChunkSize bytes, each deflated
+// when the board can inflate and that makes it smaller, and renames tmp
+// to p. Opening the file rides along with the first chunk, and closing and
+// renaming it with the last: a file of one chunk takes one exec.
+func (b *Board) putRaw(ctx context.Context, tmp, p string, src io.Reader, size int64, progress func(int64)) error {
 	zc, err := b.compression(ctx)
 	if err != nil {
 		return err
 	}
 	chunk := b.opts.ChunkSize
-	setup := pyA2B + "_f=open(" + py(tmp) + ",'wb')\n_w=_f.write\n"
+	if size < 0 {
+		return fmt.Errorf("negative size %d: %w", size, fs.ErrInvalid)
+	}
+	begin := pyA2B + "_f=open(" + py(tmp) + ",'wb')\n_w=_f.write\n"
 	done := "_f.close()\ndel _f,_w,_d"
 	if zc.put {
-		setup += `import deflate,io
+		begin += `import deflate,io
 _m=memoryview(bytearray(1024))
 def _z(x):
  x=deflate.DeflateIO(io.BytesIO(_d(x)),deflate.RAW,` + strconv.Itoa(putWindowBits(chunk)) + `)
@@ -255,42 +259,50 @@ def _z(x):
 `
 		done += ",_m,_z"
 	}
-	if _, err := b.exec(ctx, setup); err != nil {
-		return err
-	}
+	done += "\n" + renameCode(tmp, p)
 	var z deflater
 	buf := make([]byte, chunk)
-	code := make([]byte, 0, base64.StdEncoding.EncodedLen(len(buf))+16)
+	code := make([]byte, 0, len(begin)+base64.StdEncoding.EncodedLen(len(buf))+len(done)+16)
 	var sent int64
-	for sent < size {
-		n, err := io.ReadFull(src, buf[:min(int64(len(buf)), size-sent)])
-		if err != nil {
+	for first := true; first || sent < size; first = false {
+		code = code[:0]
+		if first {
+			code = append(code, begin...)
+		}
+		n := int(min(int64(len(buf)), size-sent))
+		if _, err := io.ReadFull(src, buf[:n]); err != nil {
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			b.exec(ctx, "_f.close()")
+			if !first {
+				b.exec(ctx, "_f.close()")
+			}
 			return fmt.Errorf("reading the source: %w", err)
 		}
-		data, open, end := buf[:n], "_w(_d(b'", "'))"
-		if zc.put {
-			if c := z.deflate(data); len(c) < n {
-				data, open, end = c, "_z(b'", "')"
+		if n > 0 {
+			data, head, tail := buf[:n], "_w(_d(b'", "'))\n"
+			if zc.put {
+				if c := z.deflate(data); len(c) < n {
+					data, head, tail = c, "_z(b'", "')\n"
+				}
 			}
+			code = append(code, head...)
+			code = base64.StdEncoding.AppendEncode(code, data)
+			code = append(code, tail...)
 		}
-		code = append(code[:0], open...)
-		code = base64.StdEncoding.AppendEncode(code, data)
-		code = append(code, end...)
+		if sent+int64(n) == size {
+			code = append(code, done...)
+		}
 		if _, err := b.exec(ctx, string(code)); err != nil {
 			b.exec(ctx, "_f.close()")
 			return err
 		}
 		sent += int64(n)
-		if progress != nil {
+		if progress != nil && n > 0 {
 			progress(sent)
 		}
 	}
-	_, err = b.exec(ctx, done)
-	return err
+	return nil
 }
 
 func (b *Board) removeQuietly(ctx context.Context, p string) {

@@ -5,10 +5,18 @@
 // inside the WebREPL terminal channel.
 //
 // Transfers through the raw REPL are binary-safe (base64 chunks, never the
-// repr of raw bytes), streamed (memory stays flat whatever the file size),
-// written under a temporary name and renamed when complete (an interrupted
-// put never leaves a half-written file under the real name), and verified
-// with a SHA-256 computed on the board.
+// repr of raw bytes), compressed when the board has the deflate module
+// (each chunk deflated on its own, and sent that way only when that makes
+// it smaller), streamed (memory stays flat whatever the file size, on the
+// host and on the board: see DefaultChunkSize), written under a temporary
+// name and renamed when complete (an interrupted put never leaves a
+// half-written file under the real name), and verified with a SHA-256
+// computed on the board.
+//
+// At 115200 baud (11520 bytes/s) a put or get of incompressible data runs
+// at about 71% of the line rate (base64 allows 75%), and of Python source
+// at 1.7 to 2 times the line rate; see BenchmarkBoardTransfer in
+// internal/e2e.
 package remote
 
 import (
