@@ -135,34 +135,47 @@ func (b *Board) Cat(ctx context.Context, p string, w io.Writer) error {
 
 // Get copies the board's file p to w and returns the number of bytes.
 // Over WebREPL it uses the file protocol; otherwise the file comes through
-// the raw REPL, a line per chunk of Options.ChunkSize bytes (base64, of the
+// the raw REPL, a line per chunk (see Options.ChunkSize: base64, of the
 // chunk deflated when the board can and that makes it smaller), decoded
 // as the lines arrive.
 func (b *Board) Get(ctx context.Context, p string, w io.Writer) (int64, error) {
 	if b.web != nil {
 		return b.web.Get(ctx, p, w, nil)
 	}
-	zc, err := b.compression(ctx)
+	zc, err := b.transferMode(ctx)
 	if err != nil {
 		return 0, wrap("get", p, err)
 	}
-	chunk := b.opts.ChunkSize
+	chunk := zc.chunk
 	var code strings.Builder
 	code.WriteString(pyB2A + "import sys\n_o=sys.stdout.write\n")
 	if zc.get {
-		code.WriteString("import deflate,io\n")
+		code.WriteString(`import deflate,io,time
+def _c(b):
+ s=io.BytesIO()
+ z=deflate.DeflateIO(s,deflate.RAW,` + strconv.Itoa(getWindowBits(chunk)) + `)
+ z.write(b)
+ z.close()
+ return s.getvalue()
+`)
 	}
-	code.WriteString("_f=open(" + py(p) + ",'rb')\ntry:\n while 1:\n  _b=_f.read(" + strconv.Itoa(chunk) + ")\n  if not _b:break\n")
+	code.WriteString("_f=open(" + py(p) + ",'rb')\ntry:\n")
 	if zc.get {
-		code.WriteString(`  _s=io.BytesIO()
-  _z=deflate.DeflateIO(_s,deflate.RAW,` + strconv.Itoa(getWindowBits(chunk)) + `)
-  _z.write(_b)
-  _z.close()
-  _s=_s.getvalue()
-  if len(_s)<len(_b):
-   _o('` + string(zMark) + `')
-   _b=_s
-  _s=_z=None
+		// _k: go on compressing. A sample of the file decides the first
+		// chunk; a chunk that did not shrink, or took the board too long,
+		// ends compression for the rest of the file.
+		code.WriteString(" _k=len(_c(_f.read(" + strconv.Itoa(getSample) + ")))<" + strconv.Itoa(getSample) + "\n _f.seek(0)\n")
+	}
+	code.WriteString(" while 1:\n  _b=_f.read(" + strconv.Itoa(chunk) + ")\n  if not _b:break\n")
+	if zc.get {
+		code.WriteString(`  if _k:
+   _t=time.ticks_ms()
+   _s=_c(_b)
+   _k=len(_s)<len(_b) and time.ticks_diff(time.ticks_ms(),_t)*` + strconv.Itoa(minDeflateRate/1000) + `<=len(_b)
+   if len(_s)<len(_b):
+    _o('` + string(zMark) + `')
+    _b=_s
+   _s=None
 `)
 	}
 	code.WriteString("  _o(_e(_b))\n  _b=None\nfinally:\n _f.close()\n")
@@ -183,7 +196,9 @@ func tmpName(p string) string {
 // Put writes size bytes from r to the board's file p: under a temporary
 // name first, renamed over p when complete, then (unless Options.NoVerify)
 // checked against a SHA-256 computed on the board. Over WebREPL the data
-// goes through the file protocol.
+// goes through the file protocol. A put that fails, also because ctx is
+// done, removes the temporary file: that takes one more exec, bounded by
+// 2 s whatever ctx says.
 func (b *Board) Put(ctx context.Context, p string, r io.Reader, size int64, progress func(done int64)) (err error) {
 	defer func() { err = wrap("put", p, err) }()
 	if b.web != nil {
@@ -209,7 +224,7 @@ func (b *Board) Put(ctx context.Context, p string, r io.Reader, size int64, prog
 		err = b.putRaw(ctx, tmp, p, src, size, progress)
 	}
 	if err != nil {
-		b.removeQuietly(ctx, tmp)
+		b.abandon(ctx, tmp)
 		return err
 	}
 	if b.opts.NoVerify {
@@ -232,19 +247,19 @@ func renameCode(tmp, p string) string {
 }
 
 // putRaw writes size bytes from src to the board's file tmp through the
-// raw REPL, one exec per chunk of Options.ChunkSize bytes, each deflated
+// raw REPL, one exec per chunk (see Options.ChunkSize), each deflated
 // when the board can inflate and that makes it smaller, and renames tmp
 // to p. Opening the file rides along with the first chunk, and closing and
 // renaming it with the last: a file of one chunk takes one exec.
 func (b *Board) putRaw(ctx context.Context, tmp, p string, src io.Reader, size int64, progress func(int64)) error {
-	zc, err := b.compression(ctx)
-	if err != nil {
-		return err
-	}
-	chunk := b.opts.ChunkSize
 	if size < 0 {
 		return fmt.Errorf("negative size %d: %w", size, fs.ErrInvalid)
 	}
+	zc, err := b.transferMode(ctx)
+	if err != nil {
+		return err
+	}
+	chunk := zc.chunk
 	begin := pyA2B + "_f=open(" + py(tmp) + ",'wb')\n_w=_f.write\n"
 	done := "_f.close()\ndel _f,_w,_d"
 	if zc.put {
@@ -260,7 +275,6 @@ def _z(x):
 		done += ",_m,_z"
 	}
 	done += "\n" + renameCode(tmp, p)
-	var z deflater
 	buf := make([]byte, chunk)
 	code := make([]byte, 0, len(begin)+base64.StdEncoding.EncodedLen(len(buf))+len(done)+16)
 	var sent int64
@@ -274,15 +288,12 @@ def _z(x):
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			if !first {
-				b.exec(ctx, "_f.close()")
-			}
 			return fmt.Errorf("reading the source: %w", err)
 		}
 		if n > 0 {
 			data, head, tail := buf[:n], "_w(_d(b'", "'))\n"
 			if zc.put {
-				if c := z.deflate(data); len(c) < n {
+				if c := b.z.deflate(data); len(c) < n {
 					data, head, tail = c, "_z(b'", "')\n"
 				}
 			}
@@ -294,7 +305,6 @@ def _z(x):
 			code = append(code, done...)
 		}
 		if _, err := b.exec(ctx, string(code)); err != nil {
-			b.exec(ctx, "_f.close()")
 			return err
 		}
 		sent += int64(n)
@@ -305,8 +315,13 @@ def _z(x):
 	return nil
 }
 
-func (b *Board) removeQuietly(ctx context.Context, p string) {
-	b.exec(ctx, "import os\ntry:\n    os.remove("+py(p)+")\nexcept OSError:\n    pass")
+// abandon cleans up after a failed put: it closes the file putRaw may have
+// left open and removes tmp. It runs even when ctx is done (often the
+// reason the put failed), bounded by rawExitWait.
+func (b *Board) abandon(ctx context.Context, tmp string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rawExitWait)
+	defer cancel()
+	b.exec(ctx, "try:\n _f.close()\n del _f\nexcept Exception:\n pass\nimport os\ntry:\n os.remove("+py(tmp)+")\nexcept OSError:\n pass")
 }
 
 // Sha256 returns the hex SHA-256 of the board's file p, computed on the

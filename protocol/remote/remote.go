@@ -15,8 +15,8 @@
 //
 // At 115200 baud (11520 bytes/s) a put or get of incompressible data runs
 // at about 71% of the line rate (base64 allows 75%), and of Python source
-// at 1.7 to 2 times the line rate; see BenchmarkBoardTransfer in
-// internal/e2e.
+// at 1.6 (get) to 2 (put) times the line rate; see BenchmarkBoardTransfer
+// in internal/e2e.
 package remote
 
 import (
@@ -37,28 +37,30 @@ type Options struct {
 	Raw *protocol.RawOptions
 	// ChunkSize is how many file bytes go in one raw-REPL command during
 	// a transfer (one exec per chunk for put, one printed line per chunk for
-	// get). Zero: DefaultChunkSize. It bounds the board's memory: see
-	// DefaultChunkSize.
+	// get); it bounds the board's memory (see DefaultChunkSize). Zero:
+	// DefaultChunkSize, or an eighth of the board's free memory when that
+	// is less (but at least 1 KiB), as the board reports it at the first
+	// transfer.
 	ChunkSize int
 	// NoCompress sends files through the raw REPL uncompressed even when
-	// the board has the deflate module (see package doc).
+	// the board has the deflate module (see the package doc).
 	NoCompress bool
 	// Logf receives progress notes. Nil: discard.
 	Logf func(format string, args ...any)
 }
 
-// DefaultChunkSize is the default of Options.ChunkSize: 8 KiB.
+// DefaultChunkSize is the largest default of Options.ChunkSize: 8 KiB.
 //
 // A chunk is what the board holds at once during a raw-REPL transfer.
 // For a put, that is one command of base64 text (4/3 of the chunk, less
-// when compressed): the raw REPL buffers it, the compiler copies it into
-// a bytes object, and the decoder makes the chunk again, so about
-// 5 × ChunkSize at the peak (some 40 KiB at the default), plus, for a
-// compressed chunk, an inflate window of the chunk's size rounded up to a
-// power of two and a 1 KiB buffer. For a get: the chunk, its compressed
-// copy, a 4 KiB compression window and the base64 line, about 3.5 ×
-// ChunkSize. Boards with less free memory (an ESP8266 has some 30 KiB)
-// want a smaller ChunkSize, such as 2048.
+// when compressed), which the raw REPL buffers (without raw-paste), the
+// compiler copies into a bytes object, and the decoder turns back into
+// the chunk: about 4 × the chunk at the peak, 32 KiB at the default. A
+// compressed chunk needs less text, plus an inflate window of the chunk's
+// size rounded up to a power of two and a 1 KiB buffer. For a get: the
+// chunk, its compressed copy, a window of at most 4 KiB and the base64
+// line, again about 4 × the chunk. So by default a board with less than
+// 64 KiB free (an ESP8266 has some 30 KiB) gets smaller chunks.
 const DefaultChunkSize = 8192
 
 // Board is a connected board.
@@ -73,8 +75,9 @@ type Board struct {
 	web    *protocol.Client // non-nil on WebREPL links
 	closer io.Closer
 
-	raw   *protocol.Raw // entered on first use
-	zcaps zcaps         // what the board's deflate can do; probed by the first raw-REPL transfer
+	raw  *protocol.Raw // entered on first use
+	xfer xfer          // how raw-REPL transfers go; probed by the first one
+	z    deflater      // compresses put chunks; kept across puts
 
 	closeOnce sync.Once
 	closeErr  error
@@ -101,9 +104,6 @@ func newBoard(opts *Options) *Board {
 	b := &Board{}
 	if opts != nil {
 		b.opts = *opts
-	}
-	if b.opts.ChunkSize <= 0 {
-		b.opts.ChunkSize = DefaultChunkSize
 	}
 	b.logf = b.opts.Logf
 	if b.logf == nil {
