@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"webrepl/internal/emulator"
 	"webrepl/internal/emulator/emutest"
 	"webrepl/internal/leakcheck"
@@ -273,5 +275,37 @@ func TestPortsJSON(t *testing.T) {
 	var ports []map[string]any
 	if err := json.Unmarshal([]byte(r.stdout), &ports); err != nil {
 		t.Fatalf("ports --json printed %q: %v", r.stdout, err)
+	}
+}
+
+// TestProgressOnTerminal: a transfer draws a progress bar on standard error
+// when that is a terminal (and never when it is not: see the other tests,
+// whose standard error is a buffer holding only the summary line).
+func TestProgressOnTerminal(t *testing.T) {
+	leakcheck.Check(t)
+	b := mpboardtest.Start(t, nil)
+	p, tty, _ := openTerminal(t)
+	src := filepath.Join(t.TempDir(), "p.bin")
+	os.WriteFile(src, bytes.Repeat([]byte("progress "), 4000), 0o644)
+	err := Run(context.Background(), []string{"webrepl", "put", src, ":/p.bin", "-d", b.Path},
+		IO{Stdin: strings.NewReader(""), Stdout: new(bytes.Buffer), Stderr: tty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown []byte
+	buf := make([]byte, 4096)
+	fds := []unix.PollFd{{Fd: int32(p.Master.Fd()), Events: unix.POLLIN}}
+	for {
+		if n, _ := unix.Poll(fds, 100); n <= 0 {
+			break
+		}
+		k, err := p.Master.Read(buf)
+		shown = append(shown, buf[:k]...)
+		if err != nil {
+			break
+		}
+	}
+	if !bytes.Contains(shown, []byte("100%")) || !bytes.Contains(shown, []byte("p.bin")) {
+		t.Fatalf("standard error showed %q, want a progress bar reaching 100%%", shown)
 	}
 }

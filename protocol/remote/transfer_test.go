@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -367,3 +368,38 @@ var (
 		"{a} = machine.Pin({k}, machine.Pin.OUT)\n",
 	}
 )
+
+// TestSha256 hashes on the board with hashlib and, on a board without it,
+// fetches the file and hashes here: the same digest either way.
+func TestSha256(t *testing.T) {
+	data := pythonSource(10000, 2)
+	want := fmt.Sprintf("%x", sha256.Sum256(data))
+	for _, tc := range []struct{ name, setup string }{
+		{"hashlib on the board", ""},
+		{"no sha256 in hashlib", "import sys\nclass _H:\n    pass\nsys.modules['hashlib']=_H()"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			b := openBoard(t, &Options{NoVerify: true})
+			if err := b.Put(ctx, "/h.py", bytes.NewReader(data), int64(len(data)), nil); err != nil {
+				t.Fatal(err)
+			}
+			if tc.setup != "" {
+				if _, err := b.exec(ctx, tc.setup); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := b.exec(ctx, "import hashlib\nhashlib.sha256"); err == nil {
+					t.Fatal("the stand-in did not hide hashlib.sha256")
+				}
+			}
+			got, err := b.Sha256(ctx, "/h.py")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Fatalf("sha256 %s, want %s", got, want)
+			}
+		})
+	}
+}
