@@ -97,10 +97,7 @@ func (a *app) ls(c *ucli.Context) error {
 			return err
 		}
 		if c.Bool("json") {
-			if es == nil {
-				es = []remote.Entry{}
-			}
-			return a.printJSON(es)
+			return a.printJSON(append([]remote.Entry{}, es...)) // [] rather than null
 		}
 		for _, e := range es {
 			name := e.Name
@@ -200,10 +197,7 @@ func (a *app) tree(c *ucli.Context) error {
 			return err
 		}
 		if c.Bool("json") {
-			if es == nil {
-				es = []remote.Entry{}
-			}
-			return a.printJSON(es)
+			return a.printJSON(append([]remote.Entry{}, es...)) // [] rather than null
 		}
 		fmt.Fprintln(a.io.Stdout, p)
 		for _, e := range es {

@@ -353,26 +353,20 @@ func startProc(o *Options) (p *proc, err error) {
 		}
 		return r, w, err
 	}
-	inR, inW, err := pipe()
-	if err != nil {
-		return nil, fmt.Errorf("mpboard: %w", err)
+	// stdin, stdout, stderr, file requests, file replies.
+	var ends [5][2]*os.File
+	for i := range ends {
+		r, w, err := pipe()
+		if err != nil {
+			return nil, fmt.Errorf("mpboard: %w", err)
+		}
+		ends[i] = [2]*os.File{r, w}
 	}
-	outR, outW, err := pipe()
-	if err != nil {
-		return nil, fmt.Errorf("mpboard: %w", err)
-	}
-	errR, errW, err := pipe()
-	if err != nil {
-		return nil, fmt.Errorf("mpboard: %w", err)
-	}
-	reqR, reqW, err := pipe()
-	if err != nil {
-		return nil, fmt.Errorf("mpboard: %w", err)
-	}
-	repR, repW, err := pipe()
-	if err != nil {
-		return nil, fmt.Errorf("mpboard: %w", err)
-	}
+	inR, inW := ends[0][0], ends[0][1]
+	outR, outW := ends[1][0], ends[1][1]
+	errR, errW := ends[2][0], ends[2][1]
+	reqR, reqW := ends[3][0], ends[3][1]
+	repR, repW := ends[4][0], ends[4][1]
 	args := []string{filepath.Join(o.HarnessDir, "board.mjs"), "--fs-channel"}
 	if o.BootNoise {
 		args = append(args, "--boot-noise")
