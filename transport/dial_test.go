@@ -34,6 +34,14 @@ func listen(t *testing.T) net.Listener {
 // message until the end. It reports the reason it stopped.
 func serveOne(t *testing.T, ln net.Listener, opts *AcceptOptions) <-chan error {
 	t.Helper()
+	return serveOneWith(t, ln, opts, func(c *Conn, bin bool, p []byte) error {
+		return c.WriteMessage(bg(), bin, p)
+	})
+}
+
+// serveOneWith is serveOne with what to do for each message received.
+func serveOneWith(t *testing.T, ln net.Listener, opts *AcceptOptions, each func(c *Conn, bin bool, p []byte) error) <-chan error {
+	t.Helper()
 	return goAsync(t, func() error {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -52,7 +60,7 @@ func serveOne(t *testing.T, ln net.Listener, opts *AcceptOptions) <-chan error {
 			if err != nil {
 				return err
 			}
-			if err := c.WriteMessage(bg(), bin, p); err != nil {
+			if err := each(c, bin, p); err != nil {
 				return err
 			}
 		}
@@ -116,27 +124,10 @@ func TestRawCLIClient(t *testing.T) {
 	leakCheck(t)
 	ln := listen(t)
 	msgs := make(chan message, 10)
-	served := goAsync(t, func() error {
-		nc, err := ln.Accept()
-		if err != nil {
-			return err
-		}
-		c, err := Accept(bg(), nc, nil)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		if err := c.WriteMessage(bg(), false, []byte("Password: ")); err != nil {
-			return err
-		}
-		for {
-			bin, p, err := c.ReadMessage(bg())
-			if err != nil {
-				return err
-			}
-			msgs <- message{bin, string(p)}
-		}
-	}, ln)
+	served := serveOneWith(t, ln, nil, func(_ *Conn, bin bool, p []byte) error {
+		msgs <- message{bin, string(p)}
+		return nil
+	})
 	nc, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
