@@ -106,6 +106,20 @@ type DeviceOptions struct {
 	// Notice is the text message that answers each line typed when there
 	// is no Input. Empty means DefaultNotice.
 	Notice string
+	// Authenticate, if not nil, decides whether a typed password entry
+	// (without its line end) is right, instead of the comparison with
+	// Password; Password is then ignored. It runs on the Serve goroutine
+	// and may block (to slow down guessing, say) until ctx is done. The
+	// entry is cleared after the call: it must not be kept.
+	Authenticate func(ctx context.Context, entry []byte) bool
+	// OnLogin, if not nil, is called on the Serve goroutine once the
+	// client has logged in, right after the login banner went out (so
+	// output written from then on reaches the client after it).
+	OnLogin func()
+	// GetVersion, if not nil, answers GET_VER instead of Version (a
+	// bridge asks its board). If it fails, Version (or its default) is
+	// sent. It runs on the Serve goroutine.
+	GetVersion func(ctx context.Context) (Version, error)
 	// Logf receives debug messages. nil discards them. Neither the
 	// password nor anything typed before login is ever logged.
 	Logf func(format string, args ...any)
@@ -128,6 +142,9 @@ type Device struct {
 	version  Version
 	extended bool
 	notice   []byte
+	auth     func(context.Context, []byte) bool
+	onLogin  func()
+	getVer   func(context.Context) (Version, error)
 	logf     func(string, ...any)
 
 	started  atomic.Bool
@@ -171,6 +188,9 @@ func NewDevice(link Link, opts *DeviceOptions) (*Device, error) {
 		extended: o.Extended,
 		input:    o.Input,
 		notice:   []byte(o.Notice),
+		auth:     o.Authenticate,
+		onLogin:  o.OnLogin,
+		getVer:   o.GetVersion,
 		logf:     o.Logf,
 	}
 	if d.version == (Version{}) {
@@ -380,7 +400,7 @@ func (s *devSession) password(ctx context.Context, p []byte) (rest []byte, done 
 			}
 			continue
 		}
-		ok := d.checkPassword(s.entry)
+		ok := d.checkPassword(ctx, s.entry)
 		clear(s.entry)
 		s.entry = s.entry[:0]
 		if !ok {
@@ -398,13 +418,19 @@ func (s *devSession) password(ctx context.Context, p []byte) (rest []byte, done 
 			return nil, false, s.linkErr(ctx, err)
 		}
 		d.logf("webrepl: logged in")
+		if d.onLogin != nil {
+			d.onLogin()
+		}
 		return p[i+1:], true, nil
 	}
 	return nil, false, nil
 }
 
 // checkPassword compares a typed entry with the password.
-func (d *Device) checkPassword(entry []byte) bool {
+func (d *Device) checkPassword(ctx context.Context, entry []byte) bool {
+	if d.auth != nil {
+		return d.auth(ctx, entry)
+	}
 	if d.extended {
 		return subtle.ConstantTimeCompare(entry, d.password) == 1
 	}
@@ -497,7 +523,15 @@ func (s *devSession) start(ctx context.Context) error {
 	switch req.Op {
 	case OpGetVersion:
 		d.logf("webrepl: get-version")
-		return s.reply(ctx, AppendVersion(nil, d.version))
+		v := d.version
+		if d.getVer != nil {
+			if got, err := d.getVer(ctx); err == nil {
+				v = got
+			} else {
+				d.logf("webrepl: get-version: %v (answering %v)", err, v)
+			}
+		}
+		return s.reply(ctx, AppendVersion(nil, v))
 	case OpPut:
 		d.logf("webrepl: put %s (%d bytes)", req.Name, req.Size)
 		f, err := s.create(req.Name)

@@ -205,7 +205,8 @@ var hostErrno = map[syscall.Errno]uint16{
 
 // ErrorStatus returns the "WB" status an extended device answers for err:
 // 0 for nil; the code of a *StatusError; the MicroPython value of a host
-// syscall.Errno (ENOENT, EISDIR, ENOSPC, ...); 2, 13, 17 or 22 for errors
+// syscall.Errno (ENOENT, EISDIR, ENOSPC, ...); the errno of an *ExecError
+// (an OSError on a board); 2, 13, 17 or 22 for errors
 // matching fs.ErrNotExist, fs.ErrPermission, fs.ErrExist or fs.ErrInvalid;
 // 36 for ErrNameTooLong; 22 for ErrBadName; 5 (EIO) for anything else.
 func ErrorStatus(err error) uint16 {
@@ -219,6 +220,9 @@ func ErrorStatus(err error) uint16 {
 		if code, ok := hostErrno[errno]; ok {
 			return code
 		}
+	}
+	if ee, ok := errors.AsType[*ExecError](err); ok && ee.Errno > 0 && ee.Errno <= 0xffff {
+		return uint16(ee.Errno) // the board's own errno numbering
 	}
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

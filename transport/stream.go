@@ -148,6 +148,11 @@ func dialStream(ctx context.Context, a Address) (net.Conn, error) {
 	return c, nil
 }
 
+// PulseReset hard-resets the board by the sequence StreamOptions.ResetOnOpen
+// describes (esptool's hard reset through DTR and RTS). It fails on a line
+// without modem control, such as a pseudo-terminal; ctx bounds the waits.
+func (s *Serial) PulseReset(ctx context.Context) error { return s.pulseReset(ctx) }
+
 // pulseReset runs the ResetOnOpen sequence. It starts, as after open, with
 // DTR and RTS asserted.
 func (s *Serial) pulseReset(ctx context.Context) error {

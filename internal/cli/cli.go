@@ -148,6 +148,7 @@ func (a *app) build() *ucli.App {
 				Action:      a.repl,
 			}),
 			emulateCommand(a),
+			bridgeCommand(a),
 			portsCommand(a),
 		},
 	}

@@ -1,0 +1,132 @@
+package bridge_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"webrepl/bridge"
+	"webrepl/internal/mpboard"
+	"webrepl/internal/mpboard/mpboardtest"
+	"webrepl/protocol"
+	"webrepl/transport"
+)
+
+const testPassword = "a password longer than nine bytes"
+
+// testBridge is a running bridge for a test.
+type testBridge struct {
+	*bridge.Server
+	Addr string // host:port
+	URL  string // ws://host:port/
+}
+
+// startBridge serves boards with opts (Password defaults to testPassword)
+// until the test ends.
+func startBridge(tb testing.TB, boards []bridge.BoardConfig, opts *bridge.Options) *testBridge {
+	tb.Helper()
+	var o bridge.Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Password == "" {
+		o.Password = testPassword
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	s, err := bridge.New(boards, &o)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background(), ln) }()
+	tb.Cleanup(func() {
+		s.Close()
+		if err := <-done; err != nil {
+			tb.Errorf("serve: %v", err)
+		}
+	})
+	if err := s.Start(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	return &testBridge{Server: s, Addr: addr, URL: "ws://" + addr + "/"}
+}
+
+// testWriter sends log lines to the test log.
+type testWriter struct{ tb testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.tb.Logf("%s", bytes.TrimRight(p, "\n"))
+	return len(p), nil
+}
+
+// startBoard starts a real MicroPython board on a pseudo-terminal and
+// returns its config for the bridge.
+func startBoard(tb testing.TB, opts *mpboard.Options) (*mpboard.Board, bridge.BoardConfig) {
+	tb.Helper()
+	b := mpboardtest.Start(tb, opts)
+	return b, bridge.BoardConfig{Port: b.Path}
+}
+
+// login dials the bridge and logs in with our client.
+func login(tb testing.TB, url, password string) *protocol.Client {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := transport.Dial(ctx, url, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := protocol.Login(ctx, conn, password, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// expect reads the terminal until want appears and returns what was read.
+func expect(tb testing.TB, r interface {
+	ReadContext(context.Context, []byte) (int, error)
+}, want string) string {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var got []byte
+	buf := make([]byte, 4096)
+	for !bytes.Contains(got, []byte(want)) {
+		n, err := r.ReadContext(ctx, buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			tb.Fatalf("waiting for %q: %v; got %q", want, err, got)
+		}
+	}
+	return string(got)
+}
+
+// typeLine types s and Enter.
+func typeLine(tb testing.TB, c *protocol.Client, s string) {
+	tb.Helper()
+	if _, err := c.Write([]byte(s + "\r")); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func contains(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}

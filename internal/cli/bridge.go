@@ -1,0 +1,237 @@
+package cli
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"webrepl/bridge"
+	"webrepl/internal/mpboard"
+)
+
+func bridgeCommand(a *app) *ucli.Command {
+	return &ucli.Command{
+		Name:  "bridge",
+		Usage: "serve wired boards (USB, UART) as WebREPL endpoints: terminal and file transfer for every WebREPL client",
+		UsageText: "webrepl bridge [--port PORT | --board NAME=PORT ...] [--listen ADDR] [--password PW]\n" +
+			"   webrepl bridge        (no port: a simulated MicroPython board, for a try without hardware)",
+		Description: "PORT is /dev/ttyACM0, COM3, auto, usb:VID:PID[:SERIAL], id:SERIAL or tcp://host:port.\n" +
+			"The first board is at ws://ADDR/, each named board also at ws://ADDR/NAME.\n" +
+			"Nothing is sent to a board until a client asks for something; file operations interrupt a running program.\n" +
+			"Listening beyond loopback needs a password (--password, --password-file or WEBREPL_PASSWORD).",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "port", Usage: "the board's serial port (or tcp://host:port)"},
+			&ucli.StringSliceFlag{Name: "board", Usage: "`NAME=PORT`: a board served at /NAME (repeatable)"},
+			&ucli.IntFlag{Name: "baud", Value: 115200, Usage: "serial line speed"},
+			&ucli.StringFlag{Name: "listen", Value: "127.0.0.1:8266", Usage: "TCP address for clients"},
+			&ucli.StringFlag{Name: "password", Aliases: []string{"p"}, EnvVars: []string{"WEBREPL_PASSWORD"}, Usage: "password clients must type (any length)"},
+			&ucli.StringFlag{Name: "password-file", Usage: "read the password from the first line of this file"},
+			&ucli.StringSliceFlag{Name: "allow-origin", Usage: "also let web pages from this `ORIGIN` connect (e.g. https://example.com, null, *)"},
+			&ucli.IntFlag{Name: "max-clients", Value: 8, Usage: "sessions per board"},
+			&ucli.StringFlag{Name: "second-controller", Value: "observe", Usage: "when a second client wants control: observe, refuse or take-over"},
+			&ucli.StringFlag{Name: "tls-cert", Usage: "TLS certificate (PEM) for wss:// and https://"},
+			&ucli.StringFlag{Name: "tls-key", Usage: "TLS private key (PEM)"},
+			&ucli.BoolFlag{Name: "tls-self-signed", Usage: "make a self-signed TLS certificate and print its fingerprint"},
+			&ucli.StringFlag{Name: "trace", Usage: "append a timestamped capture of all serial traffic to this `FILE`"},
+			&ucli.BoolFlag{Name: "json-log", Usage: "log as JSON lines"},
+			&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "debug logs"},
+		},
+		Action: a.bridge,
+	}
+}
+
+func (a *app) bridge(c *ucli.Context) error {
+	if c.Args().Len() > 0 {
+		return &UsageError{Msg: "bridge takes no arguments, only flags (the port goes in --port)"}
+	}
+	boards, err := bridgeBoards(c)
+	if err != nil {
+		return err
+	}
+	password, err := bridgePassword(c)
+	if err != nil {
+		return err
+	}
+	listen := c.String("listen")
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return &UsageError{Msg: fmt.Sprintf("--listen %q: want HOST:PORT, e.g. 127.0.0.1:8266", listen)}
+	}
+	if password == "" && !isLoopback(host) {
+		return &UsageError{Msg: fmt.Sprintf("refusing to listen on %s without a password: anyone who can reach it could use the board. "+
+			"Set --password, --password-file or WEBREPL_PASSWORD, or listen on 127.0.0.1", listen)}
+	}
+	policy, err := bridge.ParsePolicy(c.String("second-controller"))
+	if err != nil {
+		return &UsageError{Msg: err.Error()}
+	}
+
+	level := slog.LevelInfo
+	if c.Bool("verbose") {
+		level = slog.LevelDebug
+	}
+	var handler slog.Handler = slog.NewTextHandler(a.io.Stderr, &slog.HandlerOptions{Level: level})
+	if c.Bool("json-log") {
+		handler = slog.NewJSONHandler(a.io.Stderr, &slog.HandlerOptions{Level: level})
+	}
+	log := slog.New(handler)
+
+	opts := &bridge.Options{
+		Password:         password,
+		AllowOrigins:     c.StringSlice("allow-origin"),
+		MaxClients:       c.Int("max-clients"),
+		SecondController: policy,
+		Logger:           log,
+	}
+	tlsConf, fingerprint, err := bridgeTLS(c, host)
+	if err != nil {
+		return err
+	}
+	opts.TLS = tlsConf
+	if path := c.String("trace"); path != "" {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return fmt.Errorf("webrepl: bridge: trace: %w", err)
+		}
+		defer f.Close()
+		opts.Trace = f
+	}
+
+	if len(boards) == 0 {
+		b, err := mpboard.Start(&mpboard.Options{Logf: func(f string, args ...any) { log.Debug(fmt.Sprintf(f, args...)) }})
+		if err != nil {
+			return fmt.Errorf("webrepl: bridge: no --port given, and the simulated board (MicroPython on Node.js) cannot start: %w", err)
+		}
+		defer b.Close()
+		fmt.Fprintf(a.io.Stdout, "no --port given: bridging a simulated MicroPython board on %s\n", b.Path)
+		boards = []bridge.BoardConfig{{Port: b.Path}}
+	}
+	for i := range boards {
+		boards[i].Baud = c.Int("baud")
+	}
+	srv, err := bridge.New(boards, opts)
+	if err != nil {
+		return &UsageError{Msg: err.Error()}
+	}
+	if err := srv.Start(c.Context); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("webrepl: bridge: %w", err)
+	}
+	scheme, shown := "ws", ln.Addr().String()
+	if tlsConf != nil {
+		scheme = "wss"
+	}
+	if h, p, err := net.SplitHostPort(shown); err == nil && (h == "0.0.0.0" || h == "::") {
+		shown = net.JoinHostPort("localhost", p)
+	}
+	for i, b := range boards {
+		label := b.Name
+		if label == "" {
+			label = "board"
+		}
+		url := scheme + "://" + shown + "/" + b.Name
+		if i == 0 && b.Name != "" {
+			url += " (also " + scheme + "://" + shown + "/)"
+		}
+		fmt.Fprintf(a.io.Stdout, "%s %s: %s\n", label, b.Port, url)
+	}
+	if fingerprint != "" {
+		fmt.Fprintf(a.io.Stdout, "TLS certificate (self-signed) SHA-256 fingerprint: %s\n", fingerprint)
+	}
+	if password == "" {
+		fmt.Fprintln(a.io.Stdout, "no password: an empty line logs in (loopback only)")
+	}
+	err = srv.Serve(c.Context, ln)
+	srv.Close()
+	return err
+}
+
+// bridgeBoards reads --port and --board.
+func bridgeBoards(c *ucli.Context) ([]bridge.BoardConfig, error) {
+	var boards []bridge.BoardConfig
+	if p := c.String("port"); p != "" {
+		boards = append(boards, bridge.BoardConfig{Port: p})
+	}
+	for _, spec := range c.StringSlice("board") {
+		name, port, ok := strings.Cut(spec, "=")
+		if !ok || name == "" || port == "" {
+			return nil, &UsageError{Msg: fmt.Sprintf("--board %q: want NAME=PORT, e.g. esp=/dev/ttyUSB0", spec)}
+		}
+		boards = append(boards, bridge.BoardConfig{Name: name, Port: port})
+	}
+	return boards, nil
+}
+
+// bridgePassword reads --password, WEBREPL_PASSWORD or --password-file.
+func bridgePassword(c *ucli.Context) (string, error) {
+	path := c.String("password-file")
+	if path == "" {
+		return c.String("password"), nil
+	}
+	if c.IsSet("password") {
+		return "", &UsageError{Msg: "give --password or --password-file, not both"}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("webrepl: bridge: password file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return "", fmt.Errorf("webrepl: bridge: password file: %w", err)
+	}
+	pw, _, _ := strings.Cut(string(b), "\n")
+	pw = strings.TrimSuffix(pw, "\r")
+	if pw == "" {
+		return "", &UsageError{Msg: fmt.Sprintf("password file %s: the first line is empty", path)}
+	}
+	return pw, nil
+}
+
+// bridgeTLS builds the TLS configuration from the flags.
+func bridgeTLS(c *ucli.Context, host string) (*tls.Config, string, error) {
+	cert, key, self := c.String("tls-cert"), c.String("tls-key"), c.Bool("tls-self-signed")
+	switch {
+	case self && (cert != "" || key != ""):
+		return nil, "", &UsageError{Msg: "--tls-self-signed makes its own certificate: leave out --tls-cert and --tls-key"}
+	case (cert == "") != (key == ""):
+		return nil, "", &UsageError{Msg: "--tls-cert and --tls-key go together"}
+	case self:
+		hosts := []string{host}
+		if name, err := os.Hostname(); err == nil {
+			hosts = append(hosts, name)
+		}
+		crt, fp, err := bridge.SelfSignedCert(hosts)
+		if err != nil {
+			return nil, "", err
+		}
+		return &tls.Config{Certificates: []tls.Certificate{crt}, MinVersion: tls.VersionTLS12}, fp, nil
+	case cert != "":
+		crt, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, "", fmt.Errorf("webrepl: bridge: TLS: %w", err)
+		}
+		return &tls.Config{Certificates: []tls.Certificate{crt}, MinVersion: tls.VersionTLS12}, "", nil
+	}
+	return nil, "", nil
+}
+
+// isLoopback reports whether a listen host reaches this machine only.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
