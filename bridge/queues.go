@@ -176,10 +176,10 @@ func (q *inputQueue) close() {
 // outQueue holds output on its way to one client: shared, read-only
 // chunks, bounded in total size.
 type outQueue struct {
-	mu     sync.Mutex
-	bufs   [][]byte
-	size   int
-	limit  int
+	mu        sync.Mutex
+	bufs      [][]byte
+	size      int
+	limit     int
 	closed    bool
 	finishing bool          // pop returns nil once the queue is empty
 	wake      chan struct{} // capacity 1

@@ -30,6 +30,7 @@ const (
 	opWrite  byte = 6 // u32 handle, data
 	opCommit byte = 7 // u32 handle
 	opAbort  byte = 8 // u32 handle
+	opSave   byte = 9 // host directory; used by Board.Unplug
 
 	lenSize     = 4       // the length prefix of requests and replies
 	statusSize  = 2       // a reply's status
@@ -492,3 +493,15 @@ func (fi *fileInfo) Mode() fs.FileMode  { return fi.mode }
 func (fi *fileInfo) ModTime() time.Time { return fi.mtime }
 func (fi *fileInfo) IsDir() bool        { return fi.mode.IsDir() }
 func (fi *fileInfo) Sys() any           { return nil }
+
+// save copies every regular file and directory of the board, with their
+// modification times, into the existing host directory dir (the harness's
+// SAVE op), for a board that is about to lose power. Like every call, it
+// waits while the board computes without printing.
+func (f *FS) save(dir string) error {
+	if err := checkName("save", dir); err != nil {
+		return err
+	}
+	_, err := f.call("save", dir, nil, opSave, []byte(dir))
+	return err
+}

@@ -14,7 +14,9 @@
 // an empty line soft-resets it (fresh Python state, files kept, raw mode
 // kept) with "MPY: soft reboot\r\n", and a raw-paste request is answered
 // with the raw REPL banner. Its files live in memory for the life of the
-// board. See harness/board.mjs for the details and the port's limits.
+// board, across Board.Unplug and Board.Replug too, which simulate a USB
+// unplug and re-plug (a power cycle: fresh Python state, files kept as on
+// flash). See harness/board.mjs for the details and the port's limits.
 //
 // Board.FS and Terminal.FS reach the board's files without the REPL, over a
 // side channel to Node, as a WebREPL device's file protocol does: use them
@@ -25,6 +27,7 @@ package mpboard
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +56,14 @@ type Options struct {
 	// NoBanner makes the board print nothing at start, as a board that
 	// booted long before the host opened the port. BootNoise still applies.
 	NoBanner bool
+	// Link, if set, is the path of a symbolic link to the board's
+	// pseudo-terminal (e.g. DIR/ttyBOARD -> /dev/pts/7), as udev makes
+	// /dev/serial/by-id links: Board.Path is then Link, and stays so across
+	// Unplug and Replug while the pseudo-terminal changes. Its directory
+	// must exist. Start replaces a symbolic link already there and fails if
+	// something else is there. Unplug and Close remove it. Empty: no link;
+	// Board.Path is the pseudo-terminal.
+	Link string
 	// HarnessDir is the directory holding board.mjs and its node_modules.
 	// Empty: the harness directory next to this package's source file,
 	// found with runtime.Caller; that works when the tests run from the
@@ -148,25 +159,39 @@ func bytesPerSecond(baud int) int {
 // fills the terminal's buffer and then stalls the board, as flow control
 // would.
 //
+// Unplug and Replug simulate pulling the board's USB cable and plugging it
+// back (a power cycle): see Unplug. With Options.Link, Path stays the same
+// across them, as a udev link in /dev/serial/by-id does.
+//
 // The Board owns Node and the goroutines that copy between the
-// pseudo-terminal and Node. Close may be called at any time, from any
-// goroutine, any number of times.
+// pseudo-terminal and Node. All its methods may be called from any
+// goroutine at the same time. Unplug, Replug and Close take turns (each
+// waits for the one in progress), except that Close first makes an Unplug
+// or Replug in progress give up. Close may be called at any time, in either
+// state, any number of times.
 type Board struct {
-	// Path is the pseudo-terminal's slave side, e.g. /dev/pts/7: open it
-	// with the serial transport.
+	// Path is what hosts open with the serial transport: Options.Link if
+	// it was set, which stays the same across Unplug and Replug; otherwise
+	// the pseudo-terminal's slave side, e.g. /dev/pts/7, which then is
+	// gone for good after Unplug (see Device for the current one). Do not
+	// change it.
 	Path string
 
-	p      *proc
-	pty    *pty.Pty
-	master *os.File // non-blocking duplicate of the pty's master, for the pumps
-	closed chan struct{}
-	wg     sync.WaitGroup // the two pumps
+	opts Options // a copy with defaults; read-only
 
-	progress chan struct{} // the output pump forwarded bytes; capacity 1
+	// ctx is cancelled when Close begins; it ends a Replug's wait for the
+	// prompt and an Unplug's wait for the files.
+	ctx    context.Context
+	cancel context.CancelFunc
 
-	mu         sync.Mutex // guards the fields below
-	forwarded  int        // output bytes written to the pty
-	transcript []byte     // the first output bytes, for Start's error
+	opMu        sync.Mutex    // held by Unplug, Replug and Close throughout; guards the fields below
+	flash       string        // while unplugged: the host directory with the saved files, or ""
+	closed      bool          // Close has run
+	saveTimeout time.Duration // how long Unplug waits for the files; a hook for tests
+
+	mu    sync.Mutex // guards cur and files; never held while waiting
+	cur   *plug      // the board as plugged in; nil while unplugged or closed
+	files *FS        // the latest plug's FS (closed once that plug is gone)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -177,13 +202,109 @@ type Board struct {
 // NoBanner once it is ready. That takes about 0.1 s on an idle machine
 // (mostly Node's own start); after 30 s Start fails with the output so
 // far. The start-up output stays in the pseudo-terminal for the first
-// reader of Path.
+// reader of Path. With Options.Link, the link is made once the board is
+// ready.
 func Start(opts *Options) (*Board, error) {
 	o, err := cloneWithDefaults(opts)
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProc(&o)
+	ctx, cancel := context.WithCancel(context.Background())
+	pl, err := startPlug(ctx, &o, "")
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	b := &Board{
+		Path:        pl.pty.Name,
+		opts:        o,
+		ctx:         ctx,
+		cancel:      cancel,
+		saveTimeout: saveTimeout,
+		cur:         pl,
+		files:       pl.p.files,
+	}
+	if o.Link != "" {
+		if err := placeLink(o.Link, pl.pty.Name); err != nil {
+			pl.close()
+			cancel()
+			return nil, err
+		}
+		b.Path = o.Link
+	}
+	return b, nil
+}
+
+// FS returns the files of the board as plugged in now. It never blocks. An
+// FS is that of one power-on: after Unplug, the FS got before fails with
+// ErrChannelClosed (so does FS's result while the board is unplugged), and
+// after Replug, FS returns a new FS that reaches the files the board came
+// back with. Once the board is closed, calls fail with ErrChannelClosed.
+// It is safe to use from any goroutine.
+func (b *Board) FS() *FS {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.files
+}
+
+// Device returns the pseudo-terminal the board is on now, e.g. /dev/pts/7
+// (a new one after each Replug), or "" while it is unplugged or closed.
+func (b *Board) Device() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cur == nil {
+		return ""
+	}
+	return b.cur.pty.Name
+}
+
+// Close stops the board, plugged in or not: it kills Node, closes the
+// pseudo-terminal (the pts device goes away), removes Options.Link if it
+// still points to the board, deletes the files saved by Unplug, and waits
+// for the goroutines it started. An Unplug or Replug in progress gives up
+// (with an error matching os.ErrClosed) first. It is idempotent; later
+// calls return the first one's result.
+func (b *Board) Close() error {
+	b.closeOnce.Do(func() {
+		b.cancel()
+		b.opMu.Lock()
+		defer b.opMu.Unlock()
+		b.closed = true
+		b.mu.Lock()
+		pl := b.cur
+		b.cur = nil
+		b.mu.Unlock()
+		if pl != nil {
+			b.removeLink(pl.pty.Name)
+			b.closeErr = pl.close()
+		}
+		b.dropFlash()
+	})
+	return b.closeErr
+}
+
+// plug is one power-on of a board: a Node process, its pseudo-terminal and
+// the two goroutines that copy between them.
+type plug struct {
+	p      *proc
+	pty    *pty.Pty
+	master *os.File // non-blocking duplicate of the pty's master, for the pumps
+	stop   chan struct{}
+	wg     sync.WaitGroup // the two pumps
+
+	progress chan struct{} // the output pump forwarded bytes; capacity 1
+
+	mu         sync.Mutex // guards the fields below
+	forwarded  int        // output bytes written to the pty
+	transcript []byte     // the first output bytes, for the start error
+}
+
+// startPlug powers a board on: it starts Node (restoring the files saved in
+// the host directory restore, if not "") and a pseudo-terminal, and returns
+// once the board is ready, as Start describes. A cancelled ctx ends the
+// wait with an error matching os.ErrClosed.
+func startPlug(ctx context.Context, o *Options, restore string) (*plug, error) {
+	p, err := startProc(o, restore)
 	if err != nil {
 		return nil, err
 	}
@@ -198,60 +319,63 @@ func Start(opts *Options) (*Board, error) {
 		p.kill()
 		return nil, fmt.Errorf("mpboard: %w", err)
 	}
-	b := &Board{
-		Path:     t.Name,
+	pl := &plug{
 		p:        p,
 		pty:      t,
 		master:   m,
-		closed:   make(chan struct{}),
+		stop:     make(chan struct{}),
 		progress: make(chan struct{}, 1),
 	}
 	rate := bytesPerSecond(o.Baud)
-	b.wg.Add(2)
-	go b.pumpIn(&pacer{rate: rate, closed: b.closed})
-	go b.pumpOut(&pacer{rate: rate, closed: b.closed})
+	pl.wg.Add(2)
+	go pl.pumpIn(&pacer{rate: rate, closed: pl.stop})
+	go pl.pumpOut(&pacer{rate: rate, closed: pl.stop})
 
 	timer := time.NewTimer(startTimeout)
 	defer timer.Stop()
 	want := -1
 	for {
 		if want >= 0 {
-			b.mu.Lock()
-			done := b.forwarded >= want
-			b.mu.Unlock()
+			pl.mu.Lock()
+			done := pl.forwarded >= want
+			pl.mu.Unlock()
 			if done {
-				return b, nil
+				return pl, nil
 			}
 		}
 		select {
 		case want = <-p.ready:
-		case <-b.progress:
+		case <-pl.progress:
 		case <-p.exited:
-			err := fmt.Errorf("mpboard: node exited before the board was ready (%v); output so far %q; stderr %q", p.waitErr, b.startOutput(), p.stderrText())
-			b.Close()
+			err := fmt.Errorf("mpboard: node exited before the board was ready (%v); output so far %q; stderr %q", p.waitErr, pl.startOutput(), p.stderrText())
+			pl.close()
 			return nil, err
 		case <-timer.C:
-			err := fmt.Errorf("mpboard: no prompt after %v; output so far %q; stderr %q", startTimeout, b.startOutput(), p.stderrText())
-			b.Close()
+			err := fmt.Errorf("mpboard: no prompt after %v; output so far %q; stderr %q", startTimeout, pl.startOutput(), p.stderrText())
+			pl.close()
 			return nil, err
+		case <-ctx.Done():
+			pl.close()
+			return nil, fmt.Errorf("mpboard: board closed while starting: %w", os.ErrClosed)
 		}
 	}
 }
 
-func (b *Board) startOutput() []byte {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return bytes.Clone(b.transcript)
+func (pl *plug) startOutput() []byte {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return bytes.Clone(pl.transcript)
 }
 
-// pumpIn copies what hosts write to Path to the board's input.
-func (b *Board) pumpIn(pc *pacer) {
-	defer b.wg.Done()
+// pumpIn copies what hosts write to the pseudo-terminal to the board's
+// input.
+func (pl *plug) pumpIn(pc *pacer) {
+	defer pl.wg.Done()
 	buf := make([]byte, 4096)
 	for {
-		n, err := b.master.Read(buf)
+		n, err := pl.master.Read(buf)
 		if n > 0 {
-			if pc.write(b.p.stdin, buf[:n]) != nil {
+			if pc.write(pl.p.stdin, buf[:n]) != nil {
 				return
 			}
 		}
@@ -261,27 +385,27 @@ func (b *Board) pumpIn(pc *pacer) {
 	}
 }
 
-// pumpOut copies the board's output to Path.
-func (b *Board) pumpOut(pc *pacer) {
-	defer b.wg.Done()
+// pumpOut copies the board's output to the pseudo-terminal.
+func (pl *plug) pumpOut(pc *pacer) {
+	defer pl.wg.Done()
 	buf := make([]byte, 4096)
 	for {
-		n, err := b.p.stdout.Read(buf)
+		n, err := pl.p.stdout.Read(buf)
 		for off := 0; off < n; {
 			k := min(n-off, pc.slice())
 			if pc.wait(k) != nil {
 				return
 			}
-			w, werr := b.master.Write(buf[off : off+k])
+			w, werr := pl.master.Write(buf[off : off+k])
 			off += w
-			b.mu.Lock()
-			b.forwarded += w
-			if len(b.transcript) < 4096 {
-				b.transcript = append(b.transcript, buf[off-w:off]...)
+			pl.mu.Lock()
+			pl.forwarded += w
+			if len(pl.transcript) < 4096 {
+				pl.transcript = append(pl.transcript, buf[off-w:off]...)
 			}
-			b.mu.Unlock()
+			pl.mu.Unlock()
 			select {
-			case b.progress <- struct{}{}:
+			case pl.progress <- struct{}{}:
 			default:
 			}
 			if werr != nil {
@@ -294,21 +418,15 @@ func (b *Board) pumpOut(pc *pacer) {
 	}
 }
 
-// FS returns the board's files. It is safe to use from any goroutine; once
-// the board is closed its calls fail with ErrChannelClosed.
-func (b *Board) FS() *FS { return b.p.files }
-
-// Close stops the board: it kills Node, closes the pseudo-terminal (Path
-// goes away) and waits for the goroutines it started. It is idempotent.
-func (b *Board) Close() error {
-	b.closeOnce.Do(func() {
-		close(b.closed)
-		b.master.Close()
-		b.p.kill()
-		b.wg.Wait()
-		b.closeErr = b.pty.Close()
-	})
-	return b.closeErr
+// close powers the board off: it stops the pumps, kills Node and closes
+// the pseudo-terminal, which hangs up its slave side (see Unplug). Call it
+// once.
+func (pl *plug) close() error {
+	close(pl.stop)
+	pl.master.Close()
+	pl.p.kill()
+	pl.wg.Wait()
+	return pl.pty.Close()
 }
 
 // proc is the Node process running board.mjs, with pipes to its standard
@@ -334,7 +452,9 @@ type proc struct {
 	killOnce sync.Once
 }
 
-func startProc(o *Options) (p *proc, err error) {
+// startProc starts Node with board.mjs. restore, if not "", is a host
+// directory of files saved by Unplug, which the board powers on with.
+func startProc(o *Options, restore string) (p *proc, err error) {
 	if err := available(o.HarnessDir); err != nil {
 		return nil, err
 	}
@@ -373,6 +493,9 @@ func startProc(o *Options) (p *proc, err error) {
 	}
 	if o.NoBanner {
 		args = append(args, "--no-banner")
+	}
+	if restore != "" {
+		args = append(args, "--restore="+restore)
 	}
 	cmd := exec.Command("node", args...)
 	cmd.Dir = o.HarnessDir
@@ -489,7 +612,7 @@ func OpenWithFS(opts *Options) (*Terminal, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := startProc(&o)
+	p, err := startProc(&o, "")
 	if err != nil {
 		return nil, err
 	}

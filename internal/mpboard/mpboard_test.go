@@ -38,7 +38,13 @@ type line struct {
 
 func openLine(t *testing.T, b *mpboard.Board) *line {
 	t.Helper()
-	f, err := os.OpenFile(b.Path, os.O_RDWR|syscall.O_NOCTTY, 0)
+	return openPath(t, b.Path)
+}
+
+// openPath opens the serial line at path as a plain file.
+func openPath(t *testing.T, path string) *line {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

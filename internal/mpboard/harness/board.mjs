@@ -35,6 +35,17 @@
 //                 the host opened its port
 //   --fs-channel  serve the file channel on fds 3 (requests in) and 4
 //                 (replies out); see "File channel" below
+//   --restore=DIR power on with the files of a board that was unplugged:
+//                 copy the tree under the host directory DIR (written by the
+//                 file channel's SAVE op) into the board's file system
+//                 before anything else runs. Regular files and directories
+//                 are copied with their modification times; anything else
+//                 is skipped. A failure to read DIR ends the process with
+//                 status 70 before the board is ready.
+//
+// At power-on, as after a soft reset, the board runs /boot.py if there is
+// one (only a restored board has files at power-on) before it prints its
+// banner; with --no-banner its output is dropped too.
 //
 // When the board is ready it writes "mpboard: ready N\n" to stderr, N being
 // the number of bytes written to stdout so far. Other stderr lines are
@@ -82,6 +93,21 @@
 //   7 COMMIT u32 handle      -> nothing; renames the temporary file over name
 //   8 ABORT  u32 handle      -> nothing; removes the temporary file
 //
+//   9 SAVE   dir             -> nothing; copies every regular file and
+//                               directory of the board (not /dev, /proc)
+//                               into the host directory dir (UTF-8; it must
+//                               exist, and should be empty), with their
+//                               modification times: the board's flash, kept
+//                               across a power cycle. --restore=dir brings
+//                               them back in a new process. A host error
+//                               (e.g. ENOSPC) is its errno; the host may
+//                               find a partial copy in dir.
+//
+// Unplug in internal/mpboard uses SAVE and then kills the process; Replug
+// starts a new one with --restore, so the board's files survive a simulated
+// USB power cycle while its Python state, open files and file channel
+// handles do not.
+//
 // A request longer than 1 MiB + 64 bytes, or an unknown op code, ends the
 // channel (the board goes on without it), as does the host closing fd 3 or
 // 4. An open file reads what it held when it was opened (or later writes
@@ -104,9 +130,14 @@ const CTRL_C = 0x03;
 const CTRL_D = 0x04;
 const CTRL_E = 0x05;
 
-const flags = new Set(process.argv.slice(2));
-for (const f of flags) {
-  if (f !== "--boot-noise" && f !== "--no-banner" && f !== "--fs-channel") {
+const flags = new Set();
+let restoreDir = null; // --restore=DIR
+for (const f of process.argv.slice(2)) {
+  if (f === "--boot-noise" || f === "--no-banner" || f === "--fs-channel") {
+    flags.add(f);
+  } else if (f.startsWith("--restore=") && f.length > "--restore=".length) {
+    restoreDir = f.slice("--restore=".length);
+  } else {
     process.stderr.write(`mpboard: unknown flag ${f}\n`);
     process.exit(2);
   }
@@ -234,6 +265,29 @@ function copyTree(from, to, dir) {
   }
 }
 
+// hostTree presents the host directory root with the part of the Emscripten
+// FS interface copyTree uses, so that copyTree saves a board's files to the
+// host (SAVE) and restores them (--restore). Names below root are the
+// board's absolute paths. Host symbolic links are not followed (lstat): they
+// are neither files nor directories to copyTree.
+function hostTree(root) {
+  const at = (path) => (path === "/" ? root : root + path);
+  const kind = (mode) => mode & fs.constants.S_IFMT;
+  return {
+    readdir: (dir) => fs.readdirSync(at(dir)),
+    stat: (path) => fs.lstatSync(at(path)),
+    isDir: (mode) => kind(mode) === fs.constants.S_IFDIR,
+    isFile: (mode) => kind(mode) === fs.constants.S_IFREG,
+    // A copy in a plain Uint8Array: MEMFS may keep a view of what it is
+    // given, and a Buffer may share a pool.
+    readFile: (path) => new Uint8Array(fs.readFileSync(at(path))),
+    analyzePath: (path) => ({ exists: fs.existsSync(at(path)) }),
+    mkdir: (path) => fs.mkdirSync(at(path)),
+    writeFile: (path, data) => fs.writeFileSync(at(path), data),
+    utime: (path, atime, mtime) => fs.utimesSync(at(path), atime / 1000, mtime / 1000),
+  };
+}
+
 // runBoot runs /boot.py, if present, in the fresh interpreter's __main__, as
 // firmware does after a reset. An exception is printed as a traceback.
 function runBoot() {
@@ -247,7 +301,7 @@ function runBoot() {
     if (err.name !== "PythonError") {
       throw err;
     }
-    if (err.type !== "SystemExit") {
+    if (err.type !== "SystemExit" && !muted) {
       emit(String(err.message).replace(/\r?\n/g, "\r\n"));
     }
   }
@@ -265,6 +319,7 @@ const OP_CREATE = 5;
 const OP_WRITE = 6;
 const OP_COMMIT = 7;
 const OP_ABORT = 8;
+const OP_SAVE = 9;
 const MAX_READ = 1 << 20;
 const MAX_REQUEST = MAX_READ + 64;
 const MAX_HANDLES = 256;
@@ -479,6 +534,10 @@ function serveRequest(op, args) {
         result = Buffer.alloc(0);
         break;
       }
+      case OP_SAVE:
+        copyTree(mp.FS, hostTree(hostDir(args)), "/");
+        result = Buffer.alloc(0);
+        break;
       default:
         return null;
     }
@@ -493,6 +552,11 @@ function errnoOf(err) {
     return err.errno;
   }
   if (err && err.name === "ErrnoError" && ERRNO[err.code] !== undefined) {
+    return ERRNO[err.code];
+  }
+  if (err && typeof err.syscall === "string" && ERRNO[err.code] !== undefined) {
+    // Node's own file system (SAVE writes to the host): its errno by name.
+    process.stderr.write(`mpboard: file channel: ${err.message}\n`);
     return ERRNO[err.code];
   }
   if (err instanceof RangeError) {
@@ -517,6 +581,20 @@ function boardPath(bytes) {
     throw new FileError("EINVAL");
   }
   return name.startsWith("/") ? name : "/" + name;
+}
+
+// hostDir decodes SAVE's argument: a host directory.
+function hostDir(bytes) {
+  let dir;
+  try {
+    dir = utf8.decode(bytes);
+  } catch {
+    throw new FileError("EINVAL");
+  }
+  if (dir === "" || dir.includes("\0")) {
+    throw new FileError("EINVAL");
+  }
+  return dir;
 }
 
 function handleArg(args, read) {
@@ -702,10 +780,19 @@ if (flags.has("--boot-noise")) {
   flush();
 }
 mp = await load();
+if (restoreDir !== null) {
+  try {
+    copyTree(hostTree(restoreDir), mp.FS, "/");
+  } catch (err) {
+    process.stderr.write(`mpboard: restore from ${restoreDir}: ${err && err.stack ? err.stack : err}\n`);
+    process.exit(70);
+  }
+}
 if (flags.has("--fs-channel")) {
   startFiles();
 }
 muted = flags.has("--no-banner");
+runBoot();
 mp.replInit();
 muted = false;
 flush();

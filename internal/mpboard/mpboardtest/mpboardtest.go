@@ -4,13 +4,15 @@ package mpboardtest
 
 import (
 	"errors"
+	"path/filepath"
 	"testing"
 
 	"webrepl/internal/mpboard"
 )
 
 // Start starts a board on a pseudo-terminal and closes it when the test
-// ends. Open b.Path with the serial transport.
+// ends (in either state, plugged in or unplugged). Open b.Path with the
+// serial transport.
 //
 // It skips the test when node is not on PATH, and fails it when node is
 // there but the harness is not installed (run `npm ci` in
@@ -23,6 +25,21 @@ func Start(tb testing.TB, opts *mpboard.Options) *mpboard.Board {
 	check(tb, err)
 	tb.Cleanup(func() { b.Close() })
 	return b
+}
+
+// StartLinked starts a board as Start does, with Options.Link set to a
+// file in a temporary directory of the test (unless opts sets it), so that
+// b.Path stays the same across b.Unplug and b.Replug. Close, at the end of
+// the test, removes the link. Hosts open b.Path with transport.OpenSerial,
+// or transport.OpenStream with "serial://"+b.Path: a bare path outside
+// /dev is not a serial address there.
+func StartLinked(tb testing.TB, opts *mpboard.Options) *mpboard.Board {
+	tb.Helper()
+	o := withLog(tb, opts)
+	if o.Link == "" {
+		o.Link = filepath.Join(tb.TempDir(), "ttyBOARD")
+	}
+	return Start(tb, &o)
 }
 
 // Open starts a board without a pseudo-terminal and returns it as a
