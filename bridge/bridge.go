@@ -79,9 +79,15 @@ type Options struct {
 	// while another one has it. Zero is Observe.
 	SecondController Policy
 
-	// ClientBuffer is how many bytes of output may wait for one client
-	// before it is disconnected as too slow. Zero means 1 MiB.
+	// ClientBuffer is how many bytes of output may wait for one client.
+	// When a client has more waiting, the bridge stops reading the board
+	// (as flow control would) for up to SlowClientTimeout; a client still
+	// behind then is disconnected, so that a stalled client never stalls
+	// the board or the others for long. Zero means 1 MiB.
 	ClientBuffer int
+
+	// SlowClientTimeout: see ClientBuffer. Zero means 2 s.
+	SlowClientTimeout time.Duration
 
 	// PasteChunk is the most terminal input written to a board at once;
 	// PasteDelay the pause after a chunk when more input is waiting. Zero
@@ -189,6 +195,9 @@ func New(boards []BoardConfig, opts *Options) (*Server, error) {
 	}
 	if o.ClientBuffer <= 0 {
 		o.ClientBuffer = 1 << 20
+	}
+	if o.SlowClientTimeout <= 0 {
+		o.SlowClientTimeout = 2 * time.Second
 	}
 	if o.PasteChunk <= 0 {
 		o.PasteChunk = 128

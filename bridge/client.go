@@ -79,7 +79,6 @@ func (h *hub) join(c *client) bool {
 	case h.controller == nil:
 		h.setController(c)
 	case h.l.s.opts.SecondController == Refuse:
-		c.send(noticeRefused)
 		return false
 	case h.l.s.opts.SecondController == TakeOver:
 		old := h.controller
@@ -124,8 +123,45 @@ func (h *hub) remove(c *client) {
 	}
 }
 
+// waitSlow waits while a member's queue is full, up to the slow-client
+// timeout in all; members still full then are disconnected. The board's
+// reader calls it between reads, so that a client that falls behind
+// briefly slows the board down (as flow control would) rather than losing
+// output, and a stalled one is dropped.
+func (h *hub) waitSlow(done <-chan struct{}) {
+	h.mu.Lock()
+	var slow []*client
+	for _, c := range h.members {
+		if c.out.full() {
+			slow = append(slow, c)
+		}
+	}
+	h.mu.Unlock()
+	if len(slow) == 0 {
+		return
+	}
+	timer := time.NewTimer(h.l.s.opts.SlowClientTimeout)
+	defer timer.Stop()
+	for _, c := range slow {
+		for c.out.full() {
+			select {
+			case <-c.out.space:
+			case <-done:
+				return
+			case <-timer.C:
+				for _, d := range slow {
+					if d.out.full() {
+						d.kick("too slow: its output buffer stayed full for " + h.l.s.opts.SlowClientTimeout.String())
+					}
+				}
+				return
+			}
+		}
+	}
+}
+
 // broadcast queues p (not to be changed afterwards) for every member;
-// members that cannot keep up are disconnected.
+// members that fell far behind are disconnected.
 func (h *hub) broadcast(p []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -241,6 +277,7 @@ func (l *line) serve(ctx context.Context, conn *transport.Conn, remote string, o
 		},
 		OnLogin: func() {
 			if !l.hub.join(c) {
+				c.dev.Write([]byte(noticeRefused))
 				c.kick("refused: the board has a controller")
 			}
 		},

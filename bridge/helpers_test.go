@@ -3,9 +3,14 @@ package bridge_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,6 +40,9 @@ func startBridge(tb testing.TB, boards []bridge.BoardConfig, opts *bridge.Option
 	}
 	if o.Password == "" {
 		o.Password = testPassword
+	}
+	if o.Trace == nil && os.Getenv("BRIDGE_TRACE") != "" {
+		o.Trace = testWriter{tb}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -129,4 +137,52 @@ func contains(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent use.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// health is the answer of /healthz.
+type health struct {
+	Status string `json:"status"`
+	Boards []struct {
+		Name      string `json:"name"`
+		Connected bool   `json:"connected"`
+		Error     string `json:"error"`
+		Clients   int    `json:"clients"`
+		Observers int    `json:"observers"`
+	} `json:"boards"`
+}
+
+func healthz(tb testing.TB, br *testBridge) health {
+	tb.Helper()
+	resp, err := http.Get("http://" + br.Addr + "/healthz")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h health
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		tb.Fatal(err)
+	}
+	return h
 }

@@ -197,6 +197,7 @@ func (l *line) readLoop() {
 		if n > 0 {
 			l.s.trace.record(l.name, '<', buf[:n])
 			l.deliver(bytes.Clone(buf[:n]))
+			l.hub.waitSlow(l.done)
 		}
 		if err != nil {
 			if !l.lost(rw, err) {
