@@ -6,10 +6,14 @@ import (
 	"crypto/rand"
 	"errors"
 	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"webrepl/bridge"
+	"webrepl/internal/cli"
 	"webrepl/internal/leakcheck"
 	"webrepl/protocol"
 )
@@ -56,4 +60,67 @@ func TestTerminalAndFiles(t *testing.T) {
 	}
 	typeLine(t, c, "print(len(open('blob.bin','rb').read()))")
 	expect(t, c, "5000")
+}
+
+func TestSoftResetKeepsSessions(t *testing.T) {
+	leakcheck.Check(t)
+	_, cfg := startBoard(t, nil)
+	br := startBridge(t, []bridge.BoardConfig{cfg}, nil)
+	c := login(t, br.URL, testPassword)
+	watcher := login(t, br.URL+"?observe", testPassword)
+	typeLine(t, c, "before = 1")
+	c.Write([]byte("\x04")) // Ctrl-D at the prompt: a soft reset
+	expect(t, c, "soft reboot")
+	expect(t, watcher, "soft reboot")
+	typeLine(t, c, "print('after', 'before' in globals())")
+	expect(t, c, "after False")
+	expect(t, watcher, "after False")
+}
+
+func TestCommandsThroughTheBridge(t *testing.T) {
+	leakcheck.Check(t)
+	_, cfg := startBoard(t, nil)
+	br := startBridge(t, []bridge.BoardConfig{cfg}, nil)
+	dir := t.TempDir()
+	local := filepath.Join(dir, "main.py")
+	if err := os.WriteFile(local, []byte("print('hello from main')\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		all := append([]string{"webrepl", "-d", br.URL, "-p", testPassword}, args...)
+		if err := cli.Run(ctx, all, cli.IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut}); err != nil {
+			t.Fatalf("%v: %v (%s)", args, err, errOut.String())
+		}
+		return out.String()
+	}
+	run("put", local, ":main.py")
+	run("mkdir", "lib")
+	if got := run("ls"); !contains(got, "main.py", "lib/") {
+		t.Fatalf("ls: %q", got)
+	}
+	if got := run("cat", "main.py"); got != "print('hello from main')\n" {
+		t.Fatalf("cat: %q", got)
+	}
+	if got := run("exec", "exec(open('main.py').read())"); !strings.Contains(got, "hello from main") {
+		t.Fatalf("exec: %q", got)
+	}
+	if got := run("eval", "6*7"); strings.TrimSpace(got) != "42" {
+		t.Fatalf("eval: %q", got)
+	}
+	if got := run("version"); !strings.Contains(got, "1.27.0") {
+		t.Fatalf("version: %q", got)
+	}
+	run("get", ":main.py", filepath.Join(dir, "back.py"))
+	back, err := os.ReadFile(filepath.Join(dir, "back.py"))
+	if err != nil || string(back) != "print('hello from main')\n" {
+		t.Fatalf("get: %q %v", back, err)
+	}
+	run("rm", "main.py")
+	if got := run("ls"); strings.Contains(got, "main.py") {
+		t.Fatalf("ls after rm: %q", got)
+	}
 }

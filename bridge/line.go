@@ -52,8 +52,10 @@ type line struct {
 
 	// dmu orders the delivery of output: the reader holds it while it
 	// hands a chunk to the clients or to a running operation.
-	dmu sync.Mutex
-	op  *opInput // non-nil while a file operation reads the board
+	dmu      sync.Mutex
+	op       *opInput // non-nil while a file operation reads the board
+	rawMode  bool     // the terminal output says the board is in the raw REPL
+	modeTail []byte   // the end of the terminal output, for markers split across reads
 
 	in  *inputQueue
 	hub hub
@@ -216,7 +218,33 @@ func (l *line) deliver(p []byte) {
 		l.op.add(p)
 		return
 	}
+	l.trackMode(p)
 	l.hub.broadcast(p)
+}
+
+// The markers of the board's REPL mode in its output.
+var (
+	rawBanner      = []byte("raw REPL; CTRL-B to exit\r\n>")
+	friendlyPrompt = []byte("\r\n>>> ")
+)
+
+// trackMode follows, from the terminal output, whether a client has put
+// the board in the raw REPL, so that a file operation leaves the board in
+// the mode it found it in. The caller holds dmu.
+func (l *line) trackMode(p []byte) {
+	w := append(l.modeTail, p...)
+	r, f := bytes.LastIndex(w, rawBanner), bytes.LastIndex(w, friendlyPrompt)
+	switch {
+	case r > f:
+		l.rawMode = true
+	case f > r:
+		l.rawMode = false
+	}
+	keep := len(rawBanner)
+	if len(w) > keep {
+		w = w[len(w)-keep:]
+	}
+	l.modeTail = append(l.modeTail[:0], w...)
 }
 
 // lost handles a failed stream: it tells the clients, then looks for the
@@ -353,32 +381,38 @@ func (l *line) do(ctx context.Context, what string, fn func(ctx context.Context,
 	in := newOpInput()
 	l.dmu.Lock()
 	l.op = in
+	wasRaw := l.rawMode
 	l.dmu.Unlock()
 	start := time.Now()
 	b := remote.NewRaw(&opStream{l: l, in: in, w: rw}, &remote.Options{
-		Raw:  l.s.opts.Raw,
-		Logf: func(f string, a ...any) { l.log.Debug(fmt.Sprintf(f, a...)) },
+		Raw:     l.s.opts.Raw,
+		StayRaw: wasRaw,
+		Logf:    func(f string, a ...any) { l.log.Debug(fmt.Sprintf(f, a...)) },
 	})
 	err = fn(ctx, b)
-	b.Close() // leaves the raw REPL: "\r\x02"
-	l.giveBack(in)
+	b.Close() // leaves the raw REPL ("\r\x02") unless a client had the board there
+	l.giveBack(in, wasRaw)
 	l.log.Info("file operation", "op", what, "took", time.Since(start).Round(time.Millisecond), "err", err)
 	return err
 }
 
-// friendlyPrompt ends the banner the board prints when it leaves the raw
-// REPL.
-var friendlyPrompt = []byte("\r\n>>> ")
-
-// giveBack waits (briefly) for the friendly prompt after the raw REPL was
-// left, swallowing the banner, then returns the output to the clients with
-// a fresh prompt.
-func (l *line) giveBack(in *opInput) {
-	in.waitFor(friendlyPrompt, 2*time.Second)
+// giveBack returns the board's output to the clients. After the raw REPL
+// was left it waits (briefly) for the friendly prompt, swallowing the
+// banner, and gives the clients a fresh prompt. A board that stays in the
+// raw REPL (a client's raw session) is at its raw prompt already: the
+// client, which is waiting for its file operation, expects nothing more.
+func (l *line) giveBack(in *opInput, stayedRaw bool) {
+	if !stayedRaw {
+		in.waitFor(friendlyPrompt, 2*time.Second)
+	}
 	l.dmu.Lock()
 	defer l.dmu.Unlock()
 	l.op = nil
 	rest := in.rest(friendlyPrompt)
+	if stayedRaw {
+		return
+	}
+	l.rawMode = false
 	l.hub.broadcast(append(bytes.Clone(friendlyPrompt), rest...))
 }
 
@@ -438,7 +472,11 @@ func (l *line) hardReset(ctx context.Context) error {
 		return fmt.Errorf("the board's link cannot drive DTR/RTS: %w", errors.ErrUnsupported)
 	}
 	l.log.Info("hard reset by DTR/RTS")
-	return r.PulseReset(ctx)
+	err = r.PulseReset(ctx)
+	if errors.Is(err, syscall.ENOTTY) || errors.Is(err, syscall.EINVAL) {
+		return fmt.Errorf("the board's port has no DTR/RTS lines (%v): %w", shortErr(err), errors.ErrUnsupported)
+	}
+	return err
 }
 
 // opStream is the board's stream as a file operation sees it: reads come

@@ -45,6 +45,10 @@ type Options struct {
 	// NoCompress sends files through the raw REPL uncompressed even when
 	// the board has the deflate module (see the package doc).
 	NoCompress bool
+	// StayRaw makes Close leave the board in the raw REPL (for a caller
+	// that found it there, such as a bridge working between the commands
+	// of a client's own raw-REPL session).
+	StayRaw bool
 	// Logf receives progress notes. Nil: discard.
 	Logf func(format string, args ...any)
 }
@@ -128,11 +132,11 @@ func (b *Board) rawREPL(ctx context.Context) (*protocol.Raw, error) {
 	return r, nil
 }
 
-// Close leaves the raw REPL if it was entered, then closes the link. It is
-// idempotent.
+// Close leaves the raw REPL if it was entered (unless Options.StayRaw),
+// then closes the link. It is idempotent.
 func (b *Board) Close() error {
 	b.closeOnce.Do(func() {
-		if b.raw != nil {
+		if b.raw != nil && !b.opts.StayRaw {
 			ctx, cancel := context.WithTimeout(context.Background(), rawExitWait)
 			b.raw.Exit(ctx)
 			cancel()

@@ -1,0 +1,308 @@
+package bridge_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+		"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"webrepl/bridge"
+	"webrepl/internal/leakcheck"
+	"webrepl/protocol"
+	"webrepl/transport"
+)
+
+func TestHealthzAndPage(t *testing.T) {
+	leakcheck.Check(t)
+	_, a := newFakeBoard(t)
+	_, b := newFakeBoard(t)
+	a.Name, b.Name = "alpha", "beta"
+	br := startBridge(t, []bridge.BoardConfig{a, b}, nil)
+	login(t, br.URL+"beta", testPassword)
+	h := healthz(t, br)
+	if h.Status != "ok" || len(h.Boards) != 2 || h.Boards[1].Name != "beta" || h.Boards[1].Clients != 1 || !h.Boards[0].Connected {
+		t.Fatalf("healthz %+v", h)
+	}
+	resp, err := http.Get("http://" + br.Addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !contains(string(body), "ws://"+br.Addr+"/alpha", "ws://"+br.Addr+"/beta") {
+		t.Fatalf("page %d %q", resp.StatusCode, body)
+	}
+	resp, err = http.Get("http://" + br.Addr + "/gamma")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("an unknown board: %d", resp.StatusCode)
+	}
+}
+
+func TestSeveralBoards(t *testing.T) {
+	leakcheck.Check(t)
+	boardA, a := newFakeBoard(t)
+	boardB, b := newFakeBoard(t)
+	a.Name, b.Name = "a", "b"
+	br := startBridge(t, []bridge.BoardConfig{a, b}, nil)
+	ca := login(t, br.URL+"a", testPassword)
+	cb := login(t, br.URL+"b", testPassword)
+	root := login(t, br.URL, testPassword) // the first board, again
+	expect(t, root, "you are an observer")
+	ca.Write([]byte("A"))
+	cb.Write([]byte("B"))
+	if got := boardA.waitFor(1, 10*time.Second); string(got) != "A" {
+		t.Fatalf("board a got %q", got)
+	}
+	if got := boardB.waitFor(1, 10*time.Second); string(got) != "B" {
+		t.Fatalf("board b got %q", got)
+	}
+	boardB.print("from b\r\n")
+	expect(t, cb, "from b")
+	boardA.print("from a\r\n")
+	out := expect(t, root, "from a")
+	if strings.Contains(out, "from b") {
+		t.Fatal("board b's output reached board a's clients")
+	}
+}
+
+// resettable is a board stream that records DTR/RTS resets.
+type resettable struct {
+	net.Conn
+	mu     sync.Mutex
+	resets int
+}
+
+func (r *resettable) PulseReset(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.resets++
+	return nil
+}
+
+func TestHardResetEndpoint(t *testing.T) {
+	leakcheck.Check(t)
+	// A pseudo-terminal has no modem lines: the bridge says so.
+	_, pcfg := newFakeBoard(t)
+	// A stream that can pulse DTR/RTS.
+	host, dev := net.Pipe()
+	t.Cleanup(func() { dev.Close() })
+	go io.Copy(io.Discard, dev)
+	rs := &resettable{Conn: host}
+	rcfg := bridge.BoardConfig{Name: "esp", Open: func(context.Context) (io.ReadWriteCloser, error) { return rs, nil }}
+	pcfg.Name = "pico"
+	br := startBridge(t, []bridge.BoardConfig{pcfg, rcfg}, nil)
+
+	post := func(board, auth string) int {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+br.Addr+"/api/reset?board="+board, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, tc := range []struct {
+		board, auth string
+		want        int
+	}{
+		{"esp", "", http.StatusUnauthorized},
+		{"esp", "Bearer wrong", http.StatusUnauthorized},
+		{"nope", "Bearer " + testPassword, http.StatusNotFound},
+		{"pico", "Bearer " + testPassword, http.StatusNotImplemented},
+		{"esp", "Bearer " + testPassword, http.StatusOK},
+	} {
+		if got := post(tc.board, tc.auth); got != tc.want {
+			t.Errorf("reset %s with %q: %d, want %d", tc.board, tc.auth, got, tc.want)
+		}
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.resets != 1 {
+		t.Fatalf("%d resets, want 1", rs.resets)
+	}
+}
+
+func TestTLS(t *testing.T) {
+	leakcheck.Check(t)
+	board, cfg := newFakeBoard(t)
+	cert, fp, err := bridge.SelfSignedCert([]string{"127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fp) != 32*3-1 {
+		t.Fatalf("fingerprint %q", fp)
+	}
+	br := startBridge(t, []bridge.BoardConfig{cfg}, &bridge.Options{
+		TLS: &tls.Config{Certificates: []tls.Certificate{cert}},
+	})
+	pool := x509.NewCertPool()
+	pool.AddCert(cert.Leaf)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := transport.Dial(ctx, "wss://"+br.Addr+"/", &transport.DialOptions{TLSConfig: &tls.Config{RootCAs: pool}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := protocol.Login(ctx, conn, testPassword, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("z"))
+	if got := board.waitFor(1, 10*time.Second); string(got) != "z" {
+		t.Fatalf("the board got %q", got)
+	}
+	// Without trusting the certificate, the handshake fails.
+	if conn, err := transport.Dial(ctx, "wss://"+br.Addr+"/", nil); err == nil {
+		conn.Close()
+		t.Fatal("an untrusted certificate was accepted")
+	}
+	// Plain ws:// on the TLS port gets nowhere.
+	if conn, err := transport.Dial(ctx, br.URL, &transport.DialOptions{HandshakeTimeout: 2 * time.Second}); err == nil {
+		conn.Close()
+		t.Fatal("ws:// worked on the TLS port")
+	}
+}
+
+func TestTrace(t *testing.T) {
+	leakcheck.Check(t)
+	board, cfg := newFakeBoard(t)
+	var trace syncBuffer
+	br := startBridge(t, []bridge.BoardConfig{cfg}, &bridge.Options{Trace: &trace})
+	c := login(t, br.URL, testPassword)
+	c.Write([]byte("ab\r"))
+	board.waitFor(3, 10*time.Second)
+	board.print("out\xff\r\n")
+	expect(t, c, "out")
+	lines := strings.Split(strings.TrimSpace(trace.String()), "\n")
+	var sawIn, sawOut bool
+	for _, l := range lines {
+		f := strings.SplitN(l, " ", 5)
+		if len(f) != 5 {
+			t.Fatalf("trace line %q", l)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, f[0]); err != nil {
+			t.Fatalf("trace time %q: %v", f[0], err)
+		}
+		sawIn = sawIn || (f[2] == ">" && f[4] == `"ab\r"`)
+		sawOut = sawOut || (f[2] == "<" && f[4] == `"out\xff\r\n"`)
+	}
+	if !sawIn || !sawOut {
+		t.Fatalf("trace misses the traffic:\n%s", trace.String())
+	}
+}
+
+func TestHostileClients(t *testing.T) {
+	leakcheck.Check(t)
+	board, cfg := newFakeBoard(t)
+	br := startBridge(t, []bridge.BoardConfig{cfg}, &bridge.Options{HandshakeTimeout: 500 * time.Millisecond})
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", br.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		return c
+	}
+	status := func(c net.Conn) string {
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		return line
+	}
+	for _, tc := range []struct {
+		name, send, want string
+	}{
+		{"garbage", "\x00\x01\x02 not http at all\r\n\r\n", "400"},
+		{"huge header", "GET / HTTP/1.1\r\nHost: x\r\nX: " + strings.Repeat("a", 64<<10) + "\r\n\r\n", "431"},
+		{"no key", "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", "400"},
+		{"bad version", "GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: foo\r\nSec-WebSocket-Version: 8\r\n\r\n", "426"},
+		{"post", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", "400"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial()
+			defer c.Close()
+			io.WriteString(c, tc.send)
+			if got := status(c); !strings.Contains(got, tc.want) {
+				t.Fatalf("answer %q, want %s", got, tc.want)
+			}
+		})
+	}
+	t.Run("slow handshake", func(t *testing.T) {
+		c := dial()
+		defer c.Close()
+		io.WriteString(c, "GET / HTTP/1.1\r\nHo")
+		// Whatever the server says (a 408, or nothing), it closes.
+		got, err := io.ReadAll(c)
+		if err != nil && !strings.Contains(err.Error(), "reset") {
+			t.Fatalf("a stalled handshake: %v (got %q), want the connection closed", err, got)
+		}
+	})
+	t.Run("oversized frame", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := transport.Dial(ctx, br.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.WriteMessage(ctx, true, make([]byte, 1<<20))
+		for {
+			if _, _, err := conn.ReadMessage(ctx); err != nil {
+				if ctx.Err() != nil {
+					t.Fatal("the bridge kept a session that sent a 1 MiB frame")
+				}
+				break
+			}
+		}
+	})
+	t.Run("binary before login", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := transport.Dial(ctx, br.URL, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.WriteMessage(ctx, true, []byte("WA\x01\x00garbage\r"))
+		var got []byte
+		for {
+			_, p, err := conn.ReadMessage(ctx)
+			got = append(got, p...)
+			if err != nil {
+				break
+			}
+		}
+		if !strings.Contains(string(got), "Access denied") {
+			t.Fatalf("got %q", got)
+		}
+	})
+	// After all that, the board is untouched and a client works.
+	if got := board.received(); len(got) != 0 {
+		t.Fatalf("hostile clients reached the board: %q", got)
+	}
+	c := login(t, br.URL, testPassword)
+	c.Write([]byte("ok"))
+	if got := board.waitFor(2, 10*time.Second); string(got) != "ok" {
+		t.Fatalf("the board got %q", got)
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
