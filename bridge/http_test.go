@@ -5,7 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-		"io"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"webrepl/bridge"
+	"webrepl/internal/cli"
 	"webrepl/internal/leakcheck"
 	"webrepl/protocol"
 	"webrepl/transport"
@@ -129,10 +130,25 @@ func TestHardResetEndpoint(t *testing.T) {
 			t.Errorf("reset %s with %q: %d, want %d", tc.board, tc.auth, got, tc.want)
 		}
 	}
+	// The client's reset --hard uses the endpoint when the device is a
+	// bridge.
+	hard := func(board string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		var out, errOut strings.Builder
+		return cli.Run(ctx, []string{"webrepl", "-d", br.URL + board, "-p", testPassword, "reset", "--hard"},
+			cli.IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut})
+	}
+	if err := hard("esp"); err != nil {
+		t.Fatalf("webrepl reset --hard: %v", err)
+	}
+	if err := hard("pico"); err == nil || !strings.Contains(err.Error(), "DTR/RTS") {
+		t.Fatalf("webrepl reset --hard on a pty: %v, want an error about DTR/RTS", err)
+	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	if rs.resets != 1 {
-		t.Fatalf("%d resets, want 1", rs.resets)
+	if rs.resets != 2 {
+		t.Fatalf("%d resets, want 2", rs.resets)
 	}
 }
 

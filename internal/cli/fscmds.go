@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -12,7 +15,9 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"webrepl/protocol"
 	"webrepl/protocol/remote"
+	"webrepl/transport"
 )
 
 // Board commands: each is a small function over remote.Board.
@@ -64,7 +69,7 @@ func boardCommands(a *app) []*ucli.Command {
 		{Name: "run", Usage: "run a local Python file on the board (from RAM)", ArgsUsage: "FILE", Action: a.run},
 		{
 			Name: "reset", Usage: "restart the board: soft (Ctrl-D) by default",
-			Flags:  []ucli.Flag{&ucli.BoolFlag{Name: "hard", Usage: "reset the whole board (machine.reset())"}},
+			Flags:  []ucli.Flag{&ucli.BoolFlag{Name: "hard", Usage: "reset the whole board: by DTR/RTS when the device is a webrepl bridge, otherwise machine.reset()"}},
 			Action: a.reset,
 		},
 	}
@@ -311,6 +316,12 @@ func (a *app) run(c *ucli.Context) error {
 }
 
 func (a *app) reset(c *ucli.Context) error {
+	if c.Bool("hard") {
+		addr, _ := lookup(c, "device")
+		if parsed, err := transport.ParseAddress(addr); err == nil && (parsed.Scheme == "ws" || parsed.Scheme == "wss") {
+			return a.bridgeReset(c, parsed)
+		}
+	}
 	return a.withBoard(c, func(ctx context.Context, b *remote.Board) error {
 		return b.Reset(ctx, c.Bool("hard"))
 	})
@@ -462,4 +473,47 @@ func (a *app) getFile(ctx context.Context, b *remote.Board, src, dst string) err
 		return fmt.Errorf("webrepl: get: %w", err)
 	}
 	return nil
+}
+
+// bridgeReset asks a bridge to hard-reset its board through DTR/RTS
+// (POST /api/reset). A device that is not a bridge (real WebREPL firmware
+// answers no such request) gets machine.reset() instead.
+func (a *app) bridgeReset(c *ucli.Context, addr transport.Address) error {
+	password, err := a.password(c)
+	if err != nil {
+		return err
+	}
+	scheme := "http"
+	if addr.Scheme == "wss" {
+		scheme = "https"
+	}
+	board, _, _ := strings.Cut(strings.TrimPrefix(addr.Path, "/"), "?")
+	u := scheme + "://" + addr.Host + "/api/reset?board=" + url.QueryEscape(board)
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	if err != nil {
+		return fmt.Errorf("webrepl: reset: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+password)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		// Not an HTTP server: a real device. Reset it from Python.
+		return a.withBoard(c, func(ctx context.Context, b *remote.Board) error { return b.Reset(ctx, true) })
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	msg := strings.TrimSpace(string(body))
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return nil
+	case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusBadRequest:
+		if board != "" && strings.HasPrefix(msg, "no board named") {
+			return fmt.Errorf("webrepl: reset: the bridge says: %s", msg)
+		}
+		return a.withBoard(c, func(ctx context.Context, b *remote.Board) error { return b.Reset(ctx, true) })
+	case http.StatusUnauthorized:
+		return fmt.Errorf("webrepl: reset: the bridge refused the password: %w", protocol.ErrAccessDenied)
+	}
+	return fmt.Errorf("webrepl: reset: the bridge answered %s: %s", resp.Status, msg)
 }
