@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"webrepl/internal/leakcheck"
+	"webrepl/internal/mpboard"
+	"webrepl/internal/pty"
+	"webrepl/protocol"
+	"webrepl/transport"
+)
+
+// startBridgeCmd runs `webrepl bridge args...` until the test ends and
+// returns the first ws:// address it printed.
+func startBridgeCmd(t *testing.T, env map[string]string, args ...string) string {
+	t.Helper()
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		err := Run(ctx, append([]string{"webrepl", "bridge"}, args...), IO{Stdin: strings.NewReader(""), Stdout: pw, Stderr: io.Discard})
+		pw.CloseWithError(errors.New("the bridge ended"))
+		done <- err
+	}()
+	t.Cleanup(func() {
+		cancel()
+		pr.Close()
+		if err := <-done; err != nil {
+			t.Errorf("bridge: %v", err)
+		}
+	})
+	addr := regexp.MustCompile(`ws://\S+`)
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		if m := addr.FindString(sc.Text()); m != "" {
+			go io.Copy(io.Discard, pr)
+			return m
+		}
+	}
+	t.Fatalf("the bridge printed no address: %v", sc.Err())
+	return ""
+}
+
+func TestBridgeCommand(t *testing.T) {
+	leakcheck.Check(t)
+	p, err := pty.Open()
+	if err != nil {
+		t.Skip(err)
+	}
+	defer p.Close()
+	go io.Copy(p, p) // an echo device
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pwFile, []byte("from a file, longer than nine\n"), 0o600)
+	url := startBridgeCmd(t, nil, "--port", p.Name, "--listen", "127.0.0.1:0", "--password-file", pwFile)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := transport.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := protocol.Login(ctx, conn, "from a file, longer than nine", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("echo me"))
+	var got []byte
+	buf := make([]byte, 100)
+	for !strings.Contains(string(got), "echo me") {
+		n, err := c.ReadContext(ctx, buf)
+		if err != nil {
+			t.Fatalf("%v (got %q)", err, got)
+		}
+		got = append(got, buf[:n]...)
+	}
+}
+
+func TestBridgeDefaultsToASimulatedBoard(t *testing.T) {
+	leakcheck.Check(t)
+	if err := mpboard.Available(); errors.Is(err, mpboard.ErrNoNode) {
+		t.Skip(err)
+	}
+	url := startBridgeCmd(t, nil, "--listen", "127.0.0.1:0", "--password", "simulated")
+	r := run(t, "", "-d", url, "-p", "simulated", "eval", "1+2")
+	if r.err != nil || strings.TrimSpace(r.stdout) != "3" {
+		t.Fatalf("eval through the bridge on the simulated board: %q %v %s", r.stdout, r.err, r.stderr)
+	}
+}
+
+func TestBridgeRefusals(t *testing.T) {
+	t.Setenv("WEBREPL_PASSWORD", "")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"open network without a password", []string{"--port", "/dev/null", "--listen", "0.0.0.0:0"}, "without a password"},
+		{"bad board", []string{"--board", "noequals"}, "NAME=PORT"},
+		{"bad policy", []string{"--port", "/dev/null", "--second-controller", "maybe"}, "policy"},
+		{"half TLS", []string{"--port", "/dev/null", "--tls-cert", "c.pem"}, "go together"},
+		{"argument", []string{"extra"}, "no arguments"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := run(t, "", append([]string{"bridge"}, tc.args...)...)
+			var ue *UsageError
+			if !errors.As(r.err, &ue) || !strings.Contains(ue.Msg, tc.want) {
+				t.Fatalf("got %v, want a usage error about %q", r.err, tc.want)
+			}
+		})
+	}
+}
