@@ -142,7 +142,8 @@ func ParseAddress(s string) (Address, error) {
 }
 
 // parseLocal parses the forms that name a port on this machine without a
-// URL scheme: auto, /dev/..., COMn, usb:... and id:.... ok is false if s is
+// URL scheme: auto, an absolute path (/dev/ttyACM0, or a link such as
+// socat makes, /tmp/ttyV0), COMn, usb:... and id:.... ok is false if s is
 // none of them.
 func parseLocal(s string) (a Address, ok bool, err error) {
 	lower := strings.ToLower(s)
@@ -153,6 +154,8 @@ func parseLocal(s string) (a Address, ok bool, err error) {
 		if len(s) == len("/dev/") {
 			return Address{}, true, errors.New("missing device name after /dev/")
 		}
+		return Address{Scheme: "serial", Path: s}, true, nil
+	case strings.HasPrefix(s, "/") && !strings.HasPrefix(s, "//"):
 		return Address{Scheme: "serial", Path: s}, true, nil
 	case isCOMPort(s):
 		return Address{Scheme: "serial", Path: s}, true, nil

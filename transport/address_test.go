@@ -61,6 +61,7 @@ var addressCases = []struct {
 	// Raw REPL forms: bare device paths and COM ports (mpremote's connect
 	// forms; micropython.md §3.1), board selectors, TCP streams.
 	{in: "/dev/ttyACM0", want: Address{Scheme: "serial", Path: "/dev/ttyACM0"}, str: "serial:///dev/ttyACM0"},
+	{in: "/tmp/ttyV0", want: Address{Scheme: "serial", Path: "/tmp/ttyV0"}, str: "serial:///tmp/ttyV0"},
 	{in: "/dev/ttyUSB0", want: Address{Scheme: "serial", Path: "/dev/ttyUSB0"}, str: "serial:///dev/ttyUSB0"},
 	{in: "/dev/cu.usbmodem1101", want: Address{Scheme: "serial", Path: "/dev/cu.usbmodem1101"}, str: "serial:///dev/cu.usbmodem1101"},
 	{in: "/dev/serial/by-id/usb-MicroPython_Board_in_FS_mode_e6614c-if00", want: Address{Scheme: "serial", Path: "/dev/serial/by-id/usb-MicroPython_Board_in_FS_mode_e6614c-if00"}, str: "serial:///dev/serial/by-id/usb-MicroPython_Board_in_FS_mode_e6614c-if00"},

@@ -123,6 +123,10 @@ var ErrChannelClosed = errors.New("mpboard: file channel closed")
 // ends; Close on the board ends the wait with ErrChannelClosed. (Firmware
 // too serves WebREPL file operations only when its REPL polls.)
 //
+// An FS belongs to one power-on of a board: Board.Unplug ends it (every
+// later call fails with ErrChannelClosed), and after Board.Replug,
+// Board.FS returns a new one.
+//
 // Concurrency: an FS may be used from several goroutines at once; requests
 // take turns. A file it returns is used by one goroutine at a time.
 type FS struct {

@@ -172,9 +172,10 @@ func bytesPerSecond(baud int) int {
 type Board struct {
 	// Path is what hosts open with the serial transport: Options.Link if
 	// it was set, which stays the same across Unplug and Replug; otherwise
-	// the pseudo-terminal's slave side, e.g. /dev/pts/7, which then is
-	// gone for good after Unplug (see Device for the current one). Do not
-	// change it.
+	// the pseudo-terminal's slave side, e.g. /dev/pts/7, which a Replug
+	// need not bring back (see Device for the current one). Do not change
+	// it. transport.OpenStream takes a path as a serial device only under
+	// /dev: give it "serial://"+Path, or use transport.OpenSerial.
 	Path string
 
 	opts Options // a copy with defaults; read-only
@@ -247,8 +248,9 @@ func (b *Board) FS() *FS {
 	return b.files
 }
 
-// Device returns the pseudo-terminal the board is on now, e.g. /dev/pts/7
-// (a new one after each Replug), or "" while it is unplugged or closed.
+// Device returns the pseudo-terminal the board is on now, e.g. /dev/pts/7,
+// or "" while it is unplugged or closed. Each Replug opens a new
+// pseudo-terminal, which the kernel may give the old one's name.
 func (b *Board) Device() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()

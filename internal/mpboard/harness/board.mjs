@@ -60,9 +60,10 @@
 // typed at the REPL is disturbed. Requests are served one at a time, in
 // order, whenever JavaScript runs: while the REPL waits for input, between
 // two input bytes, and while a program prints (the port writes its output
-// through a callback). A program that computes without printing holds the
-// event loop, and requests wait until it prints or ends, as firmware serves
-// WebREPL file operations only when its REPL polls. Names are UTF-8; a
+// through a callback; the harness serves requests before it writes the
+// output). A program that computes without printing holds the event loop,
+// and requests wait until it prints or ends, as firmware serves WebREPL
+// file operations only when its REPL polls. Names are UTF-8; a
 // leading "/" is the root, and other names are relative to "/" (the board's
 // current directory at boot), whatever the REPL's current directory is.
 //
@@ -92,7 +93,6 @@
 //   6 WRITE  u32 handle, data -> nothing; appends data to the temporary file
 //   7 COMMIT u32 handle      -> nothing; renames the temporary file over name
 //   8 ABORT  u32 handle      -> nothing; removes the temporary file
-//
 //   9 SAVE   dir             -> nothing; copies every regular file and
 //                               directory of the board (not /dev, /proc)
 //                               into the host directory dir (UTF-8; it must
@@ -103,10 +103,12 @@
 //                               (e.g. ENOSPC) is its errno; the host may
 //                               find a partial copy in dir.
 //
-// Unplug in internal/mpboard uses SAVE and then kills the process; Replug
-// starts a new one with --restore, so the board's files survive a simulated
-// USB power cycle while its Python state, open files and file channel
-// handles do not.
+// Unplug and replug (internal/mpboard's Board.Unplug and Board.Replug): the
+// host sends SAVE to a fresh host directory, kills the process, and later
+// starts a new one with --restore=DIR. The board's files survive the
+// simulated USB power cycle, as on flash; its Python state, open files and
+// file channel handles do not. SAVE waits, as every request does, while a
+// program computes without printing.
 //
 // A request longer than 1 MiB + 64 bytes, or an unknown op code, ends the
 // channel (the board goes on without it), as does the host closing fd 3 or
@@ -209,10 +211,14 @@ function emit(data) {
 
 // The interpreter's stdout: a string or a Uint8Array, depending on the path.
 function boardStdout(data) {
+  // A running program prints: serve the file channel, before the output
+  // goes out, so that a request sent once the host has read the last
+  // output of a program that then computes is not served (as firmware
+  // that stopped polling).
+  pollFilesSoon();
   if (!muted) {
     emit(data);
   }
-  pollFilesSoon(); // a running program prints: serve the file channel
 }
 
 // The port's stderr carries C-level diagnostics, not the REPL: log them.
@@ -289,7 +295,8 @@ function hostTree(root) {
 }
 
 // runBoot runs /boot.py, if present, in the fresh interpreter's __main__, as
-// firmware does after a reset. An exception is printed as a traceback.
+// firmware does after a reset and at power-on. An exception is printed as a
+// traceback (unless output is muted).
 function runBoot() {
   if (!mp.FS.analyzePath("/boot.py").exists) {
     return;
