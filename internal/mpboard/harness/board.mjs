@@ -16,6 +16,9 @@
 //     survive, as on flash), runs /boot.py if there is one, and prints the
 //     raw REPL banner when the board was in raw mode (MCU ports stay in raw
 //     mode across a soft reset) or the friendly banner otherwise.
+//   - errno. The port raises OSError with Emscripten's errno values (44 for
+//     a missing file); the harness makes open() and the os file functions
+//     raise firmware's values instead (2, ENOENT), in every interpreter.
 //   - Raw-paste. The port answers "\x05A\x01" with R\x01 and then reads
 //     zeros from a stdin it does not have, forever. The harness makes the
 //     board behave like firmware without raw-paste support: the Ctrl-A of
@@ -292,6 +295,39 @@ function hostTree(root) {
     writeFile: (path, data) => fs.writeFileSync(at(path), data),
     utime: (path, atime, mtime) => fs.utimesSync(at(path), atime / 1000, mtime / 1000),
   };
+}
+
+// The WebAssembly port raises OSError with Emscripten's errno values (a
+// missing file is 44), while its errno module, and firmware, use
+// MicroPython's (Linux's) numbering (ENOENT is 2). fixErrno wraps open() and
+// the os functions that touch files so that their OSErrors carry the
+// firmware's numbers, as code written for a board expects. It runs in every
+// fresh interpreter, before /boot.py, and leaves no names behind.
+const FIX_ERRNO = `
+def _webrepl_fix_errno():
+    import builtins, os
+    m = {63: 1, 44: 2, 29: 5, 8: 9, 6: 11, 48: 12, 2: 13, 10: 16, 20: 17, 75: 18,
+         43: 19, 54: 20, 31: 21, 28: 22, 33: 24, 22: 27, 51: 28, 69: 30, 37: 36, 55: 39}
+    def wrap(f):
+        def call(*a, **k):
+            try:
+                return f(*a, **k)
+            except OSError as e:
+                n = e.args[0] if e.args else None
+                if type(n) is int and n in m:
+                    raise OSError(m[n])
+                raise
+        return call
+    builtins.open = wrap(builtins.open)
+    for n in ("stat", "remove", "rename", "mkdir", "rmdir", "listdir", "ilistdir", "chdir", "statvfs"):
+        if hasattr(os, n):
+            setattr(os, n, wrap(getattr(os, n)))
+_webrepl_fix_errno()
+del _webrepl_fix_errno
+`;
+
+function fixErrno() {
+  mp.runPython(FIX_ERRNO);
 }
 
 // runBoot runs /boot.py, if present, in the fresh interpreter's __main__, as
@@ -720,6 +756,7 @@ async function softReset() {
   const old = mp;
   mp = await load();
   copyTree(old.FS, mp.FS, "/");
+  fixErrno();
   runBoot();
   if (raw) {
     // Enter raw mode without the friendly banner, then print what an MCU
@@ -799,6 +836,7 @@ if (flags.has("--fs-channel")) {
   startFiles();
 }
 muted = flags.has("--no-banner");
+fixErrno();
 runBoot();
 mp.replInit();
 muted = false;
