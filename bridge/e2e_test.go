@@ -15,6 +15,7 @@ import (
 	"webrepl/bridge"
 	"webrepl/internal/cli"
 	"webrepl/internal/leakcheck"
+	"webrepl/internal/mpboard/mpboardtest"
 	"webrepl/protocol"
 )
 
@@ -122,5 +123,49 @@ func TestCommandsThroughTheBridge(t *testing.T) {
 	run("rm", "main.py")
 	if got := run("ls"); strings.Contains(got, "main.py") {
 		t.Fatalf("ls after rm: %q", got)
+	}
+}
+
+func TestUnplugAndReplugKeepSessions(t *testing.T) {
+	leakcheck.Check(t)
+	board := mpboardtest.StartLinked(t, nil)
+	br := startBridge(t, []bridge.BoardConfig{{Port: board.Path}}, &bridge.Options{ReconnectInterval: 50 * time.Millisecond})
+	c := login(t, br.URL, testPassword)
+	watcher := login(t, br.URL+"?observe", testPassword)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := c.Put(ctx, "kept.txt", strings.NewReader("survives"), 8, nil); err != nil {
+		t.Fatal(err)
+	}
+	typeLine(t, c, "x = 'before'")
+
+	if err := board.Unplug(); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, c, "the board is gone")
+	expect(t, watcher, "the board is gone")
+	if h := healthz(t, br); h.Status == "ok" || h.Boards[0].Connected {
+		t.Fatalf("healthz while unplugged: %+v", h)
+	}
+	// A file operation while the board is gone fails; the session stays.
+	var buf bytes.Buffer
+	if _, err := c.Get(ctx, "kept.txt", &buf, nil); err == nil {
+		t.Fatal("a get while the board is unplugged succeeded")
+	}
+
+	if err := board.Replug(); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, c, "the board is back")
+	expect(t, watcher, "the board is back")
+	typeLine(t, c, "print(open('kept.txt').read(), 'x' in globals())")
+	expect(t, c, "survives False")
+	expect(t, watcher, "survives False")
+	buf.Reset()
+	if _, err := c.Get(ctx, "kept.txt", &buf, nil); err != nil || buf.String() != "survives" {
+		t.Fatalf("get after the re-plug: %q %v", buf.String(), err)
+	}
+	if h := healthz(t, br); h.Status != "ok" || h.Boards[0].Clients != 2 {
+		t.Fatalf("healthz after the re-plug: %+v", h)
 	}
 }
