@@ -79,6 +79,11 @@ type Options struct {
 	// while another one has it. Zero is Observe.
 	SecondController Policy
 
+	// ControlWait is how long such a client first waits for the
+	// controller to leave (so that a command run right after another one
+	// finds the board free). Zero means 1 s.
+	ControlWait time.Duration
+
 	// ClientBuffer is how many bytes of output may wait for one client.
 	// When a client has more waiting, the bridge stops reading the board
 	// (as flow control would) for up to SlowClientTimeout; a client still
@@ -195,6 +200,9 @@ func New(boards []BoardConfig, opts *Options) (*Server, error) {
 	}
 	if o.ClientBuffer <= 0 {
 		o.ClientBuffer = 1 << 20
+	}
+	if o.ControlWait <= 0 {
+		o.ControlWait = time.Second
 	}
 	if o.SlowClientTimeout <= 0 {
 		o.SlowClientTimeout = 2 * time.Second

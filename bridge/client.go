@@ -50,6 +50,7 @@ type hub struct {
 	all        []*client // every session, logged in or not, in arrival order
 	members    []*client // logged-in sessions, which receive output
 	controller *client
+	freed      chan struct{} // closed (and replaced) when the controller leaves
 	nextID     uint64
 	closed     bool
 }
@@ -68,10 +69,29 @@ func (h *hub) add(c *client) bool {
 }
 
 // join makes a logged-in client a member, as controller or observer. It
-// returns false if the client is refused (Refuse policy).
+// returns false if the client is refused (Refuse policy). A client that
+// wants control while another has it first waits a moment for that one to
+// leave: a command-line client that connects right after the previous
+// command's session ended should not find the board still taken.
 func (h *hub) join(c *client) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if !c.observe && h.controller != nil && h.l.s.opts.SecondController != TakeOver {
+		timer := time.NewTimer(h.l.s.opts.ControlWait)
+		defer timer.Stop()
+		for h.controller != nil && !h.closed {
+			freed := h.freedChan()
+			h.mu.Unlock()
+			select {
+			case <-freed:
+				h.mu.Lock()
+				continue
+			case <-timer.C:
+			}
+			h.mu.Lock()
+			break
+		}
+	}
 	switch {
 	case c.observe:
 		c.send(noticeReadOnly)
@@ -96,6 +116,15 @@ func (h *hub) join(c *client) bool {
 	return true
 }
 
+// freedChan returns the channel closed when the controller leaves. The
+// caller holds h.mu.
+func (h *hub) freedChan() chan struct{} {
+	if h.freed == nil {
+		h.freed = make(chan struct{})
+	}
+	return h.freed
+}
+
 func (h *hub) setController(c *client) {
 	h.controller = c
 	c.control.Store(true)
@@ -113,6 +142,8 @@ func (h *hub) remove(c *client) {
 	}
 	h.controller = nil
 	c.control.Store(false)
+	close(h.freedChan())
+	h.freed = nil
 	for _, m := range h.members {
 		if !m.observe {
 			h.setController(m)
@@ -221,9 +252,11 @@ func (c *client) kick(why string) {
 	})
 }
 
-// pump writes queued output to the client until the queue closes.
+// pump writes queued output to the client until the queue closes (or is
+// finished and empty); then it ends the session.
 func (c *client) pump() {
 	defer close(c.pumped)
+	defer c.kick("")
 	var batch [][]byte
 	for {
 		batch = c.out.pop(batch)
@@ -277,8 +310,11 @@ func (l *line) serve(ctx context.Context, conn *transport.Conn, remote string, o
 		},
 		OnLogin: func() {
 			if !l.hub.join(c) {
-				c.dev.Write([]byte(noticeRefused))
-				c.kick("refused: the board has a controller")
+				// The notice goes out after the banner; then the pump
+				// ends the session.
+				c.log.Info("refusing client: the board has a controller")
+				c.send(noticeRefused)
+				c.out.finish()
 			}
 		},
 		GetVersion: l.boardVersion,

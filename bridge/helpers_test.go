@@ -186,3 +186,30 @@ func healthz(tb testing.TB, br *testBridge) health {
 	}
 	return h
 }
+
+// dialRaw opens a WebSocket to the bridge without logging in. It is closed
+// when the test ends.
+func dialRaw(tb testing.TB, url string, opts *transport.DialOptions) *transport.Conn {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := transport.Dial(ctx, url, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// drain reads messages until the connection ends and returns their joined
+// payloads, and ctx's error if ctx ended it.
+func drain(ctx context.Context, conn *transport.Conn) ([]byte, error) {
+	var got []byte
+	for {
+		_, p, err := conn.ReadMessage(ctx)
+		got = append(got, p...)
+		if err != nil {
+			return got, ctx.Err()
+		}
+	}
+}

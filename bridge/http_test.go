@@ -269,38 +269,18 @@ func TestHostileClients(t *testing.T) {
 	t.Run("oversized frame", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		conn, err := transport.Dial(ctx, br.URL, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
+		conn := dialRaw(t, br.URL, nil)
 		conn.WriteMessage(ctx, true, make([]byte, 1<<20))
-		for {
-			if _, _, err := conn.ReadMessage(ctx); err != nil {
-				if ctx.Err() != nil {
-					t.Fatal("the bridge kept a session that sent a 1 MiB frame")
-				}
-				break
-			}
+		if _, err := drain(ctx, conn); err != nil {
+			t.Fatal("the bridge kept a session that sent a 1 MiB frame")
 		}
 	})
 	t.Run("binary before login", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		conn, err := transport.Dial(ctx, br.URL, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
+		conn := dialRaw(t, br.URL, nil)
 		conn.WriteMessage(ctx, true, []byte("WA\x01\x00garbage\r"))
-		var got []byte
-		for {
-			_, p, err := conn.ReadMessage(ctx)
-			got = append(got, p...)
-			if err != nil {
-				break
-			}
-		}
+		got, _ := drain(ctx, conn)
 		if !strings.Contains(string(got), "Access denied") {
 			t.Fatalf("got %q", got)
 		}

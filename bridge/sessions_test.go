@@ -151,11 +151,7 @@ func TestOutputIsValidUTF8(t *testing.T) {
 	br := startBridge(t, []bridge.BoardConfig{cfg}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	conn, err := transport.Dial(ctx, br.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialRaw(t, br.URL, nil)
 	readText := func(want string) string {
 		var all []byte
 		for !bytes.Contains(all, []byte(want)) {
@@ -190,20 +186,12 @@ func TestStalledObserverDoesNotStallOthers(t *testing.T) {
 	defer cancel()
 	// The controller reads frames itself (protocol.Client would drop the
 	// oldest output past its own buffer when the test reads slowly).
-	c, err := transport.Dial(ctx, br.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialRaw(t, br.URL, nil)
 	c.WriteMessage(ctx, false, []byte(testPassword+"\r"))
 	waitClients(t, br, 1)
 
 	// An observer that logs in and then never reads again.
-	stalled, err := transport.Dial(ctx, br.URL+"?observe", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stalled.Close()
+	stalled := dialRaw(t, br.URL+"?observe", nil)
 	stalled.WriteMessage(ctx, false, []byte(testPassword+"\r"))
 	waitClients(t, br, 2)
 
@@ -327,19 +315,7 @@ func TestMaxClients(t *testing.T) {
 	login(t, br.URL, testPassword)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	conn, err := transport.Dial(ctx, br.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var got []byte
-	for {
-		_, p, err := conn.ReadMessage(ctx)
-		got = append(got, p...)
-		if err != nil {
-			break
-		}
-	}
+	got, _ := drain(ctx, dialRaw(t, br.URL, nil))
 	if !strings.Contains(string(got), "too many clients") {
 		t.Fatalf("the third client got %q", got)
 	}

@@ -113,8 +113,11 @@ type DeviceOptions struct {
 	// entry is cleared after the call: it must not be kept.
 	Authenticate func(ctx context.Context, entry []byte) bool
 	// OnLogin, if not nil, is called on the Serve goroutine once the
-	// client has logged in, right after the login banner went out (so
-	// output written from then on reaches the client after it).
+	// password was accepted, just before the login banner goes out. Output
+	// passed to Write from then on (also from other goroutines, also while
+	// OnLogin runs) reaches the client after the banner, so a caller that
+	// starts forwarding output in OnLogin loses none. OnLogin must not call
+	// Write itself: the banner's write waits for it.
 	OnLogin func()
 	// GetVersion, if not nil, answers GET_VER instead of Version (a
 	// bridge asks its board). If it fails, Version (or its default) is
@@ -412,15 +415,15 @@ func (s *devSession) password(ctx context.Context, p []byte) (rest []byte, done 
 		}
 		d.wmu.Lock()
 		d.loggedIn.Store(true)
+		if d.onLogin != nil {
+			d.onLogin()
+		}
 		err := d.link.WriteMessage(ctx, false, []byte(connectedBanner))
 		d.wmu.Unlock()
 		if err != nil {
 			return nil, false, s.linkErr(ctx, err)
 		}
 		d.logf("webrepl: logged in")
-		if d.onLogin != nil {
-			d.onLogin()
-		}
 		return p[i+1:], true, nil
 	}
 	return nil, false, nil
