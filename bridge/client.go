@@ -253,25 +253,39 @@ func (c *client) kick(why string) {
 }
 
 // pump writes queued output to the client until the queue closes (or is
-// finished and empty); then it ends the session.
+// finished and empty); then it ends the session. Chunks that queued up
+// together go out joined, up to maxFrame bytes a frame: fewer frames and
+// system calls when a client is behind.
 func (c *client) pump() {
 	defer close(c.pumped)
 	defer c.kick("")
 	var batch [][]byte
+	var joined []byte
 	for {
 		batch = c.out.pop(batch)
 		if batch == nil {
 			return
 		}
-		for _, p := range batch {
+		for i := 0; i < len(batch); {
+			p := batch[i]
+			i++
+			if i < len(batch) && len(p)+len(batch[i]) <= maxFrame {
+				joined = append(joined[:0], p...)
+				for ; i < len(batch) && len(joined)+len(batch[i]) <= maxFrame; i++ {
+					joined = append(joined, batch[i]...)
+				}
+				p = joined
+			}
 			if _, err := c.dev.Write(p); err != nil {
-				c.kick("")
 				return
 			}
 		}
 		clear(batch)
 	}
 }
+
+// maxFrame bounds the text frames a pump joins chunks into.
+const maxFrame = 64 << 10
 
 // input is the REPL input of a client's Device.
 type input struct{ c *client }

@@ -230,21 +230,49 @@ var (
 
 // trackMode follows, from the terminal output, whether a client has put
 // the board in the raw REPL, so that a file operation leaves the board in
-// the mode it found it in. The caller holds dmu.
+// the mode it found it in. The caller holds dmu. It looks at the end of
+// the previous output joined to the start of p (markers split across
+// reads), then at p itself, without copying p.
 func (l *line) trackMode(p []byte) {
-	w := append(l.modeTail, p...)
-	r, f := bytes.LastIndex(w, rawBanner), bytes.LastIndex(w, friendlyPrompt)
+	k := len(rawBanner) - 1 // a marker split across reads has at most k bytes before p
+	edge := append(l.modeTail, p[:min(k, len(p))]...)
+	tail := len(l.modeTail)
+	rawEnd, friendlyEnd := -1, -1
+	for _, m := range []struct {
+		marker []byte
+		end    *int
+	}{{rawBanner, &rawEnd}, {friendlyPrompt, &friendlyEnd}} {
+		if i := lastIndex(p, m.marker); i >= 0 {
+			*m.end = tail + i + len(m.marker)
+		} else if i := lastIndex(edge, m.marker); i >= 0 {
+			*m.end = i + len(m.marker)
+		}
+	}
 	switch {
-	case r > f:
+	case rawEnd > friendlyEnd:
 		l.rawMode = true
-	case f > r:
+	case friendlyEnd > rawEnd:
 		l.rawMode = false
 	}
-	keep := len(rawBanner)
-	if len(w) > keep {
-		w = w[len(w)-keep:]
+	if len(p) >= k {
+		l.modeTail = append(edge[:0], p[len(p)-k:]...)
+	} else {
+		l.modeTail = append(edge[:0], edge[max(0, len(edge)-k):]...)
 	}
-	l.modeTail = append(l.modeTail[:0], w...)
+}
+
+// lastIndex is bytes.LastIndex by repeated forward searches, which are
+// vectorised (the markers are rare, so there are few of them).
+func lastIndex(b, sep []byte) int {
+	last := -1
+	for off := 0; ; {
+		i := bytes.Index(b[off:], sep)
+		if i < 0 {
+			return last
+		}
+		last = off + i
+		off = last + 1
+	}
 }
 
 // lost handles a failed stream: it tells the clients, then looks for the
