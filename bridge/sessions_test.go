@@ -368,3 +368,42 @@ func TestWrongPasswordsAreSlowedDown(t *testing.T) {
 		t.Fatalf("failed logins were not logged: %s", logs.String())
 	}
 }
+
+func TestControlPassesToAClientThatWaits(t *testing.T) {
+	leakcheck.Check(t)
+	board, cfg := newFakeBoard(t)
+	// A long wait: whichever comes first, the second login or the first
+	// client leaving, the second client must end up in control.
+	br := startBridge(t, []bridge.BoardConfig{cfg}, &bridge.Options{ControlWait: time.Minute})
+	first := login(t, br.URL, testPassword)
+	logged := make(chan *protocol.Client, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		conn, err := transport.Dial(ctx, br.URL, nil)
+		if err != nil {
+			logged <- nil
+			return
+		}
+		c, err := protocol.Login(ctx, conn, testPassword, nil)
+		if err != nil {
+			c = nil
+		}
+		logged <- c
+	}()
+	first.Close()
+	second := <-logged
+	if second == nil {
+		t.Fatal("the second client could not log in")
+	}
+	defer second.Close()
+	second.Write([]byte("2"))
+	if got := board.waitFor(1, 10*time.Second); string(got) != "2" {
+		t.Fatalf("the board got %q from the client that waited for control", got)
+	}
+	// It never was an observer, not even for a moment.
+	board.print("ack\r\n")
+	if out := expect(t, second, "ack"); strings.Contains(out, "observer") {
+		t.Fatalf("the client that waited was made an observer first: %q", out)
+	}
+}
