@@ -77,6 +77,7 @@ func (h *hub) join(c *client) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !c.observe && h.controller != nil && h.l.s.opts.SecondController != TakeOver {
+		c.log.Debug("waiting for the controller to leave", "for at most", h.l.s.opts.ControlWait)
 		timer := time.NewTimer(h.l.s.opts.ControlWait)
 		defer timer.Stop()
 		for h.controller != nil && !h.closed {

@@ -374,7 +374,8 @@ func TestControlPassesToAClientThatWaits(t *testing.T) {
 	board, cfg := newFakeBoard(t)
 	// A long wait: whichever comes first, the second login or the first
 	// client leaving, the second client must end up in control.
-	br := startBridge(t, []bridge.BoardConfig{cfg}, &bridge.Options{ControlWait: time.Minute})
+	var logs syncBuffer
+	br := startBridge(t, []bridge.BoardConfig{cfg}, &bridge.Options{ControlWait: time.Minute, Logger: newLogger(&logs)})
 	first := login(t, br.URL, testPassword)
 	logged := make(chan *protocol.Client, 1)
 	go func() {
@@ -391,6 +392,10 @@ func TestControlPassesToAClientThatWaits(t *testing.T) {
 		}
 		logged <- c
 	}()
+	// The first client leaves once the second is waiting for control.
+	for !strings.Contains(logs.String(), "waiting for the controller to leave") {
+		time.Sleep(5 * time.Millisecond)
+	}
 	first.Close()
 	second := <-logged
 	if second == nil {
