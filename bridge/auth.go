@@ -12,6 +12,11 @@ import (
 // maxLoginDelay caps the pause between failed attempts from one address.
 const maxLoginDelay = 30 * time.Second
 
+// maxWaiting is how many login attempts from one address may wait their
+// turn; more are refused at once (a guesser cannot fill the board's
+// session slots with waiting attempts).
+const maxWaiting = 4
+
 // throttle slows down password guessing: attempts from one address are
 // taken one at a time, and after a failure the next one waits, twice as
 // long after each further failure. A success clears the address's record.
@@ -52,8 +57,14 @@ func (t *throttle) check(ctx context.Context, addr string, ok func() bool, log *
 		t.addrs[addr] = a
 	}
 	a.users++
+	crowded := a.users > maxWaiting
+	log.Debug("login attempt", "remote", addr, "attempts", a.users)
 	t.mu.Unlock()
 	defer t.release(addr, a)
+	if crowded {
+		log.Warn("login refused: too many attempts waiting from this address", "remote", addr)
+		return false
+	}
 
 	a.mu.Lock()
 	defer a.mu.Unlock()

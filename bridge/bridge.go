@@ -113,6 +113,10 @@ type Options struct {
 	// protocol (the bridge holds it in memory). Zero means 16 MiB.
 	MaxFileSize int
 
+	// LoginTimeout is how long a session may stay without logging in
+	// before it is closed. Zero means 1 min.
+	LoginTimeout time.Duration
+
 	// LoginDelay is the pause before the next login attempt from an
 	// address after its first failure; it doubles with each further
 	// failure, up to 30 s. Zero means 500 ms.
@@ -221,6 +225,9 @@ func New(boards []BoardConfig, opts *Options) (*Server, error) {
 	}
 	if o.MaxFileSize <= 0 {
 		o.MaxFileSize = 16 << 20
+	}
+	if o.LoginTimeout <= 0 {
+		o.LoginTimeout = time.Minute
 	}
 	if o.LoginDelay <= 0 {
 		o.LoginDelay = 500 * time.Millisecond

@@ -351,7 +351,13 @@ func (l *line) serve(ctx context.Context, conn *transport.Conn, remote string, o
 	}
 	c.log.Debug("client connected", "observe", observe)
 	go c.pump()
+	loginTimer := time.AfterFunc(l.s.opts.LoginTimeout, func() {
+		if !dev.LoggedIn() {
+			c.kick("no login within " + l.s.opts.LoginTimeout.String())
+		}
+	})
 	err = dev.Serve(ctx)
+	loginTimer.Stop()
 	l.hub.remove(c)
 	c.kick("")
 	<-c.pumped

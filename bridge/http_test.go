@@ -302,3 +302,48 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+func TestLoginLimits(t *testing.T) {
+	leakcheck.Check(t)
+	_, cfg := newFakeBoard(t)
+	var logs syncBuffer
+	br := startBridge(t, []bridge.BoardConfig{cfg}, &bridge.Options{
+		LoginTimeout: 300 * time.Millisecond,
+		LoginDelay:   time.Hour,
+		MaxClients:   16,
+		Logger:       newLogger(&logs),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	t.Run("no password", func(t *testing.T) {
+		conn := dialRaw(t, br.URL, nil)
+		got, err := drain(ctx, conn)
+		if err != nil || string(got) != "Password: " {
+			t.Fatalf("a silent client: %q %v, want the prompt and then the connection closed", got, err)
+		}
+	})
+	t.Run("waiting attempts are bounded", func(t *testing.T) {
+		// One failure: the next attempt from this address waits an hour.
+		first := dialRaw(t, br.URL, nil)
+		first.WriteMessage(ctx, false, []byte("wrong\r"))
+		drain(ctx, first)
+		// Four attempts wait their turn; the fifth is refused at once.
+		for range 4 {
+			c := dialRaw(t, br.URL, nil)
+			c.WriteMessage(ctx, false, []byte("wrong again\r"))
+		}
+		for !strings.Contains(logs.String(), "attempts=4") {
+			if ctx.Err() != nil {
+				t.Fatal("the four attempts never reached the throttle")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		fifth := dialRaw(t, br.URL, nil)
+		fifth.WriteMessage(ctx, false, []byte("wrong again\r"))
+		got, err := drain(ctx, fifth)
+		if err != nil || !strings.Contains(string(got), "Access denied") {
+			t.Fatalf("the fifth waiting attempt: %q %v, want an immediate refusal", got, err)
+		}
+	})
+}
