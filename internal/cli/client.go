@@ -73,8 +73,7 @@ func (a *app) password(c *ucli.Context) (string, error) {
 	if !ok || !term.IsTerminal(f) {
 		return "", &UsageError{Msg: "no password: give -p PASSWORD or set WEBREPL_PASSWORD (standard input is not a terminal to ask on)"}
 	}
-	fmt.Fprint(a.io.Stderr, "Password: ")
-	pw, err := term.ReadPassword(f)
+	pw, err := term.ReadPassword(f, func() { fmt.Fprint(a.io.Stderr, "Password: ") })
 	fmt.Fprintln(a.io.Stderr)
 	return pw, err
 }

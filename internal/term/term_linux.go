@@ -43,8 +43,10 @@ func MakeRaw(f *os.File) (restore func() error, err error) {
 }
 
 // ReadPassword reads one line from the terminal f with echo turned off and
-// returns it without its line ending. The previous mode is restored on return.
-func ReadPassword(f *os.File) (string, error) {
+// returns it without its line ending. prompt, if not nil, is called once
+// echo is off (so that nothing typed after the prompt appears can echo).
+// The previous mode is restored on return.
+func ReadPassword(f *os.File, prompt func()) (string, error) {
 	fd := int(f.Fd())
 	old, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {
@@ -58,6 +60,9 @@ func ReadPassword(f *os.File) (string, error) {
 		return "", fmt.Errorf("terminal: %w", err)
 	}
 	defer unix.IoctlSetTermios(fd, unix.TCSETS, old)
+	if prompt != nil {
+		prompt()
+	}
 	return readLine(f)
 }
 

@@ -17,4 +17,4 @@ func IsTerminal(f *os.File) bool { return false }
 func MakeRaw(f *os.File) (restore func() error, err error) { return nil, errUnsupported }
 
 // ReadPassword is not supported on this system.
-func ReadPassword(f *os.File) (string, error) { return "", errUnsupported }
+func ReadPassword(f *os.File, prompt func()) (string, error) { return "", errUnsupported }
