@@ -181,6 +181,13 @@ type Server struct {
 	closeErr error
 }
 
+// orDefault sets a zero or negative option to its default.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 
 // New checks the configuration and returns a Server. Nothing is opened
@@ -199,42 +206,20 @@ func New(boards []BoardConfig, opts *Options) (*Server, error) {
 	if len(o.Password) > protocol.MaxExtendedPassword {
 		return nil, fmt.Errorf("bridge: the password is %d bytes; at most %d are allowed", len(o.Password), protocol.MaxExtendedPassword)
 	}
-	if o.MaxClients <= 0 {
-		o.MaxClients = 8
-	}
-	if o.ClientBuffer <= 0 {
-		o.ClientBuffer = 1 << 20
-	}
-	if o.ControlWait <= 0 {
-		o.ControlWait = time.Second
-	}
-	if o.SlowClientTimeout <= 0 {
-		o.SlowClientTimeout = 2 * time.Second
-	}
-	if o.PasteChunk <= 0 {
-		o.PasteChunk = 128
-	}
-	if o.PasteDelay == 0 {
+	orDefault(&o.MaxClients, 8)
+	orDefault(&o.ClientBuffer, 1<<20)
+	orDefault(&o.ControlWait, time.Second)
+	orDefault(&o.SlowClientTimeout, 2*time.Second)
+	orDefault(&o.PasteChunk, 128)
+	if o.PasteDelay == 0 { // negative: no pause
 		o.PasteDelay = 10 * time.Millisecond
 	}
-	if o.HandshakeTimeout <= 0 {
-		o.HandshakeTimeout = 10 * time.Second
-	}
-	if o.OpTimeout <= 0 {
-		o.OpTimeout = 5 * time.Minute
-	}
-	if o.MaxFileSize <= 0 {
-		o.MaxFileSize = 16 << 20
-	}
-	if o.LoginTimeout <= 0 {
-		o.LoginTimeout = time.Minute
-	}
-	if o.LoginDelay <= 0 {
-		o.LoginDelay = 500 * time.Millisecond
-	}
-	if o.ReconnectInterval <= 0 {
-		o.ReconnectInterval = 250 * time.Millisecond
-	}
+	orDefault(&o.HandshakeTimeout, 10*time.Second)
+	orDefault(&o.OpTimeout, 5*time.Minute)
+	orDefault(&o.MaxFileSize, 16<<20)
+	orDefault(&o.LoginTimeout, time.Minute)
+	orDefault(&o.LoginDelay, 500*time.Millisecond)
+	orDefault(&o.ReconnectInterval, 250*time.Millisecond)
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
