@@ -299,7 +299,7 @@ func (in input) Write(p []byte) (int, error) {
 		}
 		return len(p), nil // dropped: observers are read-only
 	}
-	if !c.l.in.put(p) {
+	if !c.l.typed(p) {
 		return 0, net.ErrClosed
 	}
 	return len(p), nil

@@ -103,10 +103,26 @@ func TestInputQueueChunks(t *testing.T) {
 			t.Fatal("closed")
 		}
 		got = append(got, chunk[:n]...)
+		if q.direct([]byte("x"), 5) {
+			t.Fatal("a direct write while a chunk is on its way")
+		}
+		q.release()
 	}
 	if !<-done || string(got) != "0123456789abc" {
 		t.Fatalf("got %q", got)
 	}
+	// Idle: a short write may go straight; a long one, or one while
+	// another is on its way, may not.
+	if q.direct([]byte("toolong"), 5) {
+		t.Fatal("a write longer than a chunk went straight")
+	}
+	if !q.direct([]byte("k"), 5) {
+		t.Fatal("a keystroke on an idle queue was not sent straight")
+	}
+	if q.direct([]byte("j"), 5) {
+		t.Fatal("two direct writes at once")
+	}
+	q.release()
 	q.close()
 	if _, _, ok := q.take(chunk); ok {
 		t.Fatal("take after close")

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -185,6 +186,10 @@ func (l *line) waitUp(ctx context.Context, wait time.Duration) (io.ReadWriteClos
 	}
 }
 
+// interactiveRead: reads shorter than this are taken for interactive
+// output, which should reach the clients with the least delay.
+const interactiveRead = 1024
+
 // readLoop reads the board's output and hands it on, and reopens the board
 // when its stream fails.
 func (l *line) readLoop() {
@@ -200,6 +205,15 @@ func (l *line) readLoop() {
 			l.s.trace.record(l.name, '<', buf[:n])
 			l.deliver(bytes.Clone(buf[:n]))
 			l.hub.waitSlow(l.done)
+			// After a short read (interactive output: an echo, a
+			// prompt), let the clients' pumps, just woken, run before
+			// this goroutine blocks in the next read: the serial read is
+			// a system call that keeps its thread's P, and a pump queued
+			// behind it waits until the runtime takes the P back. During
+			// a flood (full reads) the pumps have work queued anyway.
+			if n < interactiveRead {
+				runtime.Gosched()
+			}
 		}
 		if err != nil {
 			if !l.lost(rw, err) {
@@ -373,25 +387,43 @@ func (l *line) inputLoop() {
 		if !ok {
 			return
 		}
-		l.opMu.Lock()
-		rw := l.stream()
-		var err error
-		if rw == nil {
-			err = errLost
-		} else {
-			err = l.write(rw, chunk[:n])
-		}
-		l.opMu.Unlock()
-		if err != nil {
-			l.log.Debug("terminal input dropped", "bytes", n, "err", err)
-		}
+		l.writeInput(chunk[:n])
 		if more && l.s.opts.PasteDelay > 0 {
 			select {
 			case <-time.After(l.s.opts.PasteDelay):
 			case <-l.done:
+				l.in.release()
 				return
 			}
 		}
+		l.in.release()
+	}
+}
+
+// typed sends terminal input to the board: straight away when nothing else
+// is waiting or on its way (a keystroke, a short line), otherwise through
+// the paced queue. It returns false once the line is closed.
+func (l *line) typed(p []byte) bool {
+	if l.in.direct(p, l.s.opts.PasteChunk) {
+		l.writeInput(p)
+		l.in.release()
+		return true
+	}
+	return l.in.put(p)
+}
+
+// writeInput writes one chunk of terminal input to the board, waiting for
+// a running file operation to end.
+func (l *line) writeInput(p []byte) {
+	l.opMu.Lock()
+	defer l.opMu.Unlock()
+	rw := l.stream()
+	err := errLost
+	if rw != nil {
+		err = l.write(rw, p)
+	}
+	if err != nil {
+		l.log.Debug("terminal input dropped", "bytes", len(p), "err", err)
 	}
 }
 

@@ -111,11 +111,18 @@ func (in *opInput) rest(marker []byte) []byte {
 
 // inputQueue holds terminal input on its way to the board. Writers block
 // while it is full; the input pump takes it a chunk at a time.
+//
+// A writer may also skip the queue (direct) when nothing waits and nothing
+// is being written: the typed byte then goes to the board from the
+// writer's goroutine, without waking the pump. busy keeps the order: it is
+// set while a chunk (the pump's or a direct one) is on its way, and take
+// waits for it.
 type inputQueue struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
 	buf    []byte
 	limit  int
+	busy   bool
 	closed bool
 }
 
@@ -145,18 +152,41 @@ func (q *inputQueue) put(p []byte) bool {
 	return true
 }
 
-// take copies up to len(chunk) queued bytes into chunk, waiting for some.
-// more says whether bytes are left behind; ok is false once the queue is
+// direct reports whether p (at most max bytes) may go straight to the
+// board: nothing waits or is on its way. If so, the queue is busy until
+// release.
+func (q *inputQueue) direct(p []byte, max int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || q.busy || len(q.buf) > 0 || len(p) > max {
+		return false
+	}
+	q.busy = true
+	return true
+}
+
+// release ends the busy state set by direct or take.
+func (q *inputQueue) release() {
+	q.mu.Lock()
+	q.busy = false
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+// take copies up to len(chunk) queued bytes into chunk, waiting for some
+// (and for a chunk on its way). The queue is then busy until release. more
+// says whether bytes are left behind; ok is false once the queue is
 // closed.
 func (q *inputQueue) take(chunk []byte) (n int, more, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for len(q.buf) == 0 && !q.closed {
+	for (len(q.buf) == 0 || q.busy) && !q.closed {
 		q.cond.Wait()
 	}
 	if q.closed {
 		return 0, false, false
 	}
+	q.busy = true
 	n = copy(chunk, q.buf)
 	q.buf = q.buf[n:]
 	if len(q.buf) == 0 {

@@ -150,10 +150,11 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 // BenchmarkEcho measures one keystroke's echo, straight on the
-// pseudo-terminal and through the bridge.
+// pseudo-terminal, through the bridge in this process, and through
+// `webrepl bridge` as a process of its own (with the command's defaults).
 func BenchmarkEcho(b *testing.B) {
 	var direct [2]time.Duration // p50, p99 of direct in this run
-	for _, name := range []string{"direct", "bridge"} {
+	for _, name := range []string{"direct", "bridge", "bridge-process"} {
 		b.Run(name, func(b *testing.B) {
 			dev := startEchoDev(b)
 			var op func(c byte) error
@@ -173,7 +174,12 @@ func BenchmarkEcho(b *testing.B) {
 					return nil
 				}
 			} else {
-				url := startBridge(b, dev.Path, 8)
+				var url string
+				if name == "bridge" {
+					url = startBridge(b, dev.Path, 8)
+				} else {
+					url = startBridgeProcess(b, buildWebrepl(b), dev.Path).url
+				}
 				c := loginClient(b, url)
 				in := make([]byte, 16)
 				ctx := context.Background()
@@ -466,7 +472,7 @@ type processFigures struct {
 }
 
 // buildWebrepl builds cmd/webrepl into a temporary directory.
-func buildWebrepl(b *testing.B) string {
+func buildWebrepl(b testing.TB) string {
 	b.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
