@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -45,7 +46,7 @@ type line struct {
 	lostErr  error              // why the board is gone
 	identity string             // "usb:VID:PID:SERIAL" of a serial path, to re-find it
 	closed   bool
-	version  protocol.Version // cached answer to GET_VER, zero until asked
+	version  protocol.Version // the board's version, zero until learnt (see boardVersion)
 
 	// opMu gives one user the board's input at a time: a file operation
 	// for its whole length, the input pump for one chunk.
@@ -56,6 +57,7 @@ type line struct {
 	dmu      sync.Mutex
 	op       *opInput // non-nil while a file operation reads the board
 	rawMode  bool     // the terminal output says the board is in the raw REPL
+	atPrompt bool     // the terminal output ends with the friendly prompt: the board is idle
 	modeTail []byte   // the end of the terminal output, for markers split across reads
 
 	in  *inputQueue
@@ -268,11 +270,45 @@ func (l *line) trackMode(p []byte) {
 	case friendlyEnd > rawEnd:
 		l.rawMode = false
 	}
+	if len(p) > 0 {
+		l.atPrompt = bytes.HasSuffix(edge, promptEnd) || bytes.HasSuffix(p, promptEnd)
+	}
+	l.noteVersion(edge)
+	l.noteVersion(p)
 	if len(p) >= k {
 		l.modeTail = append(edge[:0], p[len(p)-k:]...)
 	} else {
 		l.modeTail = append(edge[:0], edge[max(0, len(edge)-k):]...)
 	}
+}
+
+// promptEnd is how the friendly prompt ends: output that ends with it
+// leaves the board waiting for a line.
+var promptEnd = []byte(">>> ")
+
+// The banner the board prints at start-up, after a soft reset and when it
+// leaves the raw REPL: "MicroPython v1.27.0 on 2025-12-10; ...".
+var (
+	bannerStart = []byte("MicroPython v")
+	bannerRE    = regexp.MustCompile(`MicroPython v(\d{1,3})\.(\d{1,3})\.(\d{1,3})`)
+)
+
+// noteVersion learns the board's version from a banner in its output.
+func (l *line) noteVersion(p []byte) {
+	if !bytes.Contains(p, bannerStart) {
+		return
+	}
+	m := bannerRE.FindSubmatch(p)
+	if m == nil {
+		return
+	}
+	v, err := parseVersion(string(m[1]) + "." + string(m[2]) + "." + string(m[3]))
+	if err != nil {
+		return
+	}
+	l.smu.Lock()
+	l.version = v
+	l.smu.Unlock()
 }
 
 // lastIndex is bytes.LastIndex by repeated forward searches, which are
@@ -468,22 +504,36 @@ func (l *line) giveBack(in *opInput, stayedRaw bool) {
 	l.dmu.Lock()
 	defer l.dmu.Unlock()
 	l.op = nil
+	l.noteVersion(in.peek())
 	rest := in.rest(friendlyPrompt)
 	if stayedRaw {
 		return
 	}
 	l.rawMode = false
+	l.atPrompt = len(rest) == 0
 	l.hub.broadcast(append(bytes.Clone(friendlyPrompt), rest...))
 }
 
-// boardVersion answers GET_VER with the board's MicroPython version, asked
-// once per connection of the board.
+// boardVersion answers GET_VER with the board's MicroPython version. It
+// is learnt from the banners the board prints (at start-up, after a soft
+// reset, after every file operation) and, when none has been seen, asked
+// with the raw REPL, but only while the board is idle at its prompt: the
+// reference client sends GET_VER right after every login, and connecting
+// must not interrupt a running program. Otherwise the answer is 0.0.0
+// ("unknown").
 func (l *line) boardVersion(ctx context.Context) (protocol.Version, error) {
 	l.smu.Lock()
 	v := l.version
 	l.smu.Unlock()
 	if v != (protocol.Version{}) {
 		return v, nil
+	}
+	l.dmu.Lock()
+	idle := l.atPrompt && !l.rawMode && l.op == nil
+	l.dmu.Unlock()
+	if !idle {
+		l.log.Info("GET_VER answered 0.0.0: the board's version is not known yet, and it may be running a program")
+		return protocol.Version{}, nil
 	}
 	err := l.do(ctx, "version", func(ctx context.Context, b *remote.Board) error {
 		s, err := b.Version(ctx)
@@ -494,7 +544,8 @@ func (l *line) boardVersion(ctx context.Context) (protocol.Version, error) {
 		return err
 	})
 	if err != nil {
-		return protocol.Version{}, err
+		l.log.Warn("GET_VER answered 0.0.0: asking the board failed", "err", err)
+		return protocol.Version{}, nil
 	}
 	l.smu.Lock()
 	l.version = v

@@ -91,6 +91,13 @@ func (in *opInput) waitFor(marker []byte, wait time.Duration) {
 	}
 }
 
+// peek returns a copy of what is buffered.
+func (in *opInput) peek() []byte {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return bytes.Clone(in.buf)
+}
+
 // rest returns what follows the last marker in the buffer (everything if
 // there is none) and empties the buffer.
 func (in *opInput) rest(marker []byte) []byte {

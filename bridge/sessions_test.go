@@ -412,3 +412,29 @@ func TestControlPassesToAClientThatWaits(t *testing.T) {
 		t.Fatalf("the client that waited was made an observer first: %q", out)
 	}
 }
+
+func TestVersionWithoutInterrupting(t *testing.T) {
+	leakcheck.Check(t)
+	board, cfg := newFakeBoard(t)
+	br := startBridge(t, []bridge.BoardConfig{cfg}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := login(t, br.URL, testPassword)
+	// A program runs (its output does not end at a prompt), and the
+	// bridge has seen no banner: GET_VER says "unknown" rather than
+	// interrupt the program to ask.
+	board.print("counting 1\r\ncounting 2\r\n")
+	expect(t, c, "counting 2")
+	if v, err := c.Version(ctx); err != nil || v != (protocol.Version{}) {
+		t.Fatalf("GET_VER while a program runs: %v %v, want 0.0.0", v, err)
+	}
+	// A banner in the output tells the version; still nothing is sent.
+	board.print("MPY: soft reboot\r\nMicroPython v1.23.4 on 2024-06-01; Generic board\r\nType \"help()\" for more information.\r\n>>> ")
+	expect(t, c, ">>> ")
+	if v, err := c.Version(ctx); err != nil || v != (protocol.Version{Major: 1, Minor: 23, Micro: 4}) {
+		t.Fatalf("GET_VER after a banner: %v %v, want 1.23.4", v, err)
+	}
+	if got := board.received(); len(got) != 0 {
+		t.Fatalf("the bridge sent %q to the board", got)
+	}
+}
