@@ -84,15 +84,14 @@ type Options struct {
 	// finds the board free). Zero means 1 s.
 	ControlWait time.Duration
 
-	// ClientBuffer is how many bytes of output may wait for one client.
-	// When a client has more waiting, the bridge stops reading the board
-	// (as flow control would) for up to SlowClientTimeout; a client still
-	// behind then is disconnected, so that a stalled client never stalls
-	// the board or the others for long. Zero means 1 MiB.
+	// ClientBuffer is how much of the board's output may wait for one
+	// client (each chunk counted with chunkOverhead bytes more, for its
+	// bookkeeping). A client that falls further behind is disconnected:
+	// the bridge never stops reading the board for a client, so a slow or
+	// stalled client cannot slow the board or the others. The chunks are
+	// shared between the clients' queues, so the output held for all of
+	// them together is at most about one buffer. Zero means 4 MiB.
 	ClientBuffer int
-
-	// SlowClientTimeout: see ClientBuffer. Zero means 2 s.
-	SlowClientTimeout time.Duration
 
 	// PasteChunk is the most terminal input written to a board at once;
 	// PasteDelay the pause after a chunk when more input is waiting. Zero
@@ -207,9 +206,8 @@ func New(boards []BoardConfig, opts *Options) (*Server, error) {
 		return nil, fmt.Errorf("bridge: the password is %d bytes; at most %d are allowed", len(o.Password), protocol.MaxExtendedPassword)
 	}
 	orDefault(&o.MaxClients, 8)
-	orDefault(&o.ClientBuffer, 1<<20)
+	orDefault(&o.ClientBuffer, 4<<20)
 	orDefault(&o.ControlWait, time.Second)
-	orDefault(&o.SlowClientTimeout, 2*time.Second)
 	orDefault(&o.PasteChunk, 128)
 	if o.PasteDelay == 0 { // negative: no pause
 		o.PasteDelay = 10 * time.Millisecond

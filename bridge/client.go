@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -155,53 +156,21 @@ func (h *hub) remove(c *client) {
 	}
 }
 
-// waitSlow waits while a member's queue is full, up to the slow-client
-// timeout in all; members still full then are disconnected. The board's
-// reader calls it between reads, so that a client that falls behind
-// briefly slows the board down (as flow control would) rather than losing
-// output, and a stalled one is dropped.
-func (h *hub) waitSlow(done <-chan struct{}) {
-	h.mu.Lock()
-	var slow []*client
-	for _, c := range h.members {
-		if c.out.full() {
-			slow = append(slow, c)
-		}
-	}
-	h.mu.Unlock()
-	if len(slow) == 0 {
-		return
-	}
-	timer := time.NewTimer(h.l.s.opts.SlowClientTimeout)
-	defer timer.Stop()
-	for _, c := range slow {
-		for c.out.full() {
-			select {
-			case <-c.out.space:
-			case <-done:
-				return
-			case <-timer.C:
-				for _, d := range slow {
-					if d.out.full() {
-						d.kick("too slow: its output buffer stayed full for " + h.l.s.opts.SlowClientTimeout.String())
-					}
-				}
-				return
-			}
-		}
-	}
-}
-
 // broadcast queues p (not to be changed afterwards) for every member;
-// members that fell far behind are disconnected.
+// members that fell too far behind are disconnected. It never waits.
 func (h *hub) broadcast(p []byte) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, c := range h.members {
 		if !c.out.push(p) {
-			c.kick("too slow: output buffer full")
+			c.kick(c.tooSlow())
 		}
 	}
+}
+
+// tooSlow says why a client whose output queue overflowed is dropped.
+func (c *client) tooSlow() string {
+	return "too slow: more than " + strconv.Itoa(c.out.limit) + " bytes of output waited for it"
 }
 
 // count returns the number of sessions and of logged-in ones.
@@ -238,7 +207,7 @@ func (h *hub) closeAll(notice string) {
 // send queues a notice for this client only.
 func (c *client) send(notice string) {
 	if !c.out.push([]byte(notice)) {
-		c.kick("too slow: output buffer full")
+		c.kick(c.tooSlow())
 	}
 }
 

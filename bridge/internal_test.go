@@ -63,24 +63,26 @@ func TestLoginDelayDoublesUpToACap(t *testing.T) {
 }
 
 func TestOutQueueBounds(t *testing.T) {
-	q := newOutQueue(10)
-	if !q.push(make([]byte, 8)) || q.full() {
-		t.Fatal("8 of 10 bytes: refused or full")
+	q := newOutQueue(100 + 2*chunkOverhead)
+	if !q.push(make([]byte, 60)) {
+		t.Fatal("the first 60 bytes were refused")
 	}
-	if !q.push(make([]byte, 8)) || !q.full() {
-		t.Fatal("16 of 10 bytes: refused, or not full")
+	if q.push(make([]byte, 41)) {
+		t.Fatal("101 bytes in two chunks were taken, over the limit")
 	}
-	if q.push(make([]byte, 30)) {
-		t.Fatal("46 bytes, over four times the limit, were taken")
+	if !q.push(make([]byte, 40)) {
+		t.Fatal("100 bytes in two chunks, the limit, were refused")
+	}
+	if q.push(nil) {
+		t.Fatal("an empty chunk was taken into a full queue: chunks cost their overhead")
 	}
 	if got := q.pop(nil); len(got) != 2 {
 		t.Fatalf("pop returned %d chunks, want 2", len(got))
 	}
-	select {
-	case <-q.space:
-	default:
-		t.Fatal("pop did not signal the space it made")
+	if !q.push(make([]byte, 100+chunkOverhead)) {
+		t.Fatal("pop did not free the space")
 	}
+	q.pop(nil)
 	q.push([]byte("last"))
 	q.finish()
 	if got := q.pop(nil); len(got) != 1 || string(got[0]) != "last" {

@@ -206,7 +206,6 @@ func (l *line) readLoop() {
 		if n > 0 {
 			l.s.trace.record(l.name, '<', buf[:n])
 			l.deliver(bytes.Clone(buf[:n]))
-			l.hub.waitSlow(l.done)
 			// After a short read (interactive output: an echo, a
 			// prompt), let the clients' pumps, just woken, run before
 			// this goroutine blocks in the next read: the serial read is

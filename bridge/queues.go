@@ -211,41 +211,36 @@ func (q *inputQueue) close() {
 }
 
 // outQueue holds output on its way to one client: shared, read-only
-// chunks. Past limit it is full (the board's reader waits for it to drain
-// for a while); past four times the limit nothing more is taken.
+// chunks, at most limit bytes of them (each counted with chunkOverhead).
 type outQueue struct {
 	mu        sync.Mutex
 	bufs      [][]byte
-	size      int
+	size      int // queued bytes, with chunkOverhead per chunk
 	limit     int
-	space     chan struct{} // capacity 1: pop took the queue below limit
 	closed    bool
 	finishing bool          // pop returns nil once the queue is empty
 	wake      chan struct{} // capacity 1
 }
 
-func newOutQueue(limit int) *outQueue {
-	return &outQueue{limit: limit, wake: make(chan struct{}, 1), space: make(chan struct{}, 1)}
-}
+// chunkOverhead is what a queued chunk costs besides its bytes (its slice
+// header and allocation), so that a backlog of many tiny chunks (one
+// keystroke's echo each) is bounded in memory too.
+const chunkOverhead = 32
 
-// full reports whether more than limit bytes wait.
-func (q *outQueue) full() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return !q.closed && q.size > q.limit
+func newOutQueue(limit int) *outQueue {
+	return &outQueue{limit: limit, wake: make(chan struct{}, 1)}
 }
 
 // push queues p (which must not change afterwards). It returns false, and
-// queues nothing, if that would go over four times the limit or the queue
-// is closed.
+// queues nothing, if that would go over the limit or the queue is closed.
 func (q *outQueue) push(p []byte) bool {
 	q.mu.Lock()
-	if q.closed || q.size+len(p) > 4*q.limit {
+	if q.closed || q.size+len(p)+chunkOverhead > q.limit {
 		q.mu.Unlock()
 		return false
 	}
 	q.bufs = append(q.bufs, p)
-	q.size += len(p)
+	q.size += len(p) + chunkOverhead
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -268,10 +263,6 @@ func (q *outQueue) pop(dst [][]byte) [][]byte {
 			q.bufs = q.bufs[:0]
 			q.size = 0
 			q.mu.Unlock()
-			select {
-			case q.space <- struct{}{}:
-			default:
-			}
 			return dst
 		}
 		if q.finishing {

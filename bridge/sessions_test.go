@@ -178,10 +178,11 @@ func TestOutputIsValidUTF8(t *testing.T) {
 	}
 }
 
-func TestStalledObserverDoesNotStallOthers(t *testing.T) {
+func TestSlowClientsDoNotSlowTheBoard(t *testing.T) {
 	leakcheck.Check(t)
 	board, cfg := newFakeBoard(t)
-	br := startBridge(t, []bridge.BoardConfig{cfg}, &bridge.Options{ClientBuffer: 64 << 10, SlowClientTimeout: time.Second})
+	const buffer = 1 << 20
+	br := startBridge(t, []bridge.BoardConfig{cfg}, &bridge.Options{ClientBuffer: buffer})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// The controller reads frames itself (protocol.Client would drop the
@@ -190,23 +191,55 @@ func TestStalledObserverDoesNotStallOthers(t *testing.T) {
 	c.WriteMessage(ctx, false, []byte(testPassword+"\r"))
 	waitClients(t, br, 1)
 
-	// An observer that logs in and then never reads again.
+	// An observer that logs in and then never reads again, and one that
+	// reads a frame every 20 ms: at most 3.2 MB/s, as frames hold at most
+	// 64 KiB.
 	stalled := dialRaw(t, br.URL+"?observe", nil)
 	stalled.WriteMessage(ctx, false, []byte(testPassword+"\r"))
-	waitClients(t, br, 2)
-
-	// 16 MiB of output: far more than the stalled client's buffer plus
-	// what the sockets hold.
-	chunk := strings.Repeat("x", 64<<10-2) + "\r\n"
+	slow := dialRaw(t, br.URL+"?observe", nil)
+	slow.WriteMessage(ctx, false, []byte(testPassword+"\r"))
+	waitClients(t, br, 3)
+	slowGot := make(chan int, 1)
 	go func() {
-		for range 256 {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		n := 0
+		for {
+			<-tick.C
+			_, p, err := slow.ReadMessage(ctx)
+			if err != nil {
+				slowGot <- n
+				return
+			}
+			n += bytes.Count(p, []byte("x"))
+		}
+	}()
+
+	// 32 MiB of output, far more than a client's buffer plus what the
+	// sockets hold, written as fast as the controller takes it: the board
+	// stays at most 8 chunks ahead of what the controller has received.
+	// Were the bridge to wait for the slow observer, the board would go at
+	// its pace and the slow observer would get everything.
+	const chunks = 512
+	chunk := strings.Repeat("x", 64<<10-2) + "\r\n"
+	credits := make(chan struct{}, chunks)
+	for range 8 {
+		credits <- struct{}{}
+	}
+	go func() {
+		for range chunks {
+			select {
+			case <-credits:
+			case <-ctx.Done():
+				return
+			}
 			if _, err := board.pty.Master.Write([]byte(chunk)); err != nil {
 				return
 			}
 		}
 		board.pty.Master.Write([]byte("THE END"))
 	}()
-	var n int
+	var n, credited int
 	var tail []byte
 	for !bytes.Contains(tail, []byte("THE END")) {
 		_, p, err := c.ReadMessage(ctx)
@@ -214,12 +247,19 @@ func TestStalledObserverDoesNotStallOthers(t *testing.T) {
 			t.Fatalf("the controller stopped receiving after %d bytes: %v", n, err)
 		}
 		n += bytes.Count(p, []byte("x"))
+		for ; credited < n/(len(chunk)-2); credited++ {
+			credits <- struct{}{}
+		}
 		tail = append(tail[max(0, len(tail)-8):], p...)
 	}
-	if want := 256 * (len(chunk) - 2); n != want {
+	want := chunks * (len(chunk) - 2)
+	if n != want {
 		t.Fatalf("the controller got %d x's, want %d", n, want)
 	}
-	waitClients(t, br, 1) // the stalled observer was disconnected
+	waitClients(t, br, 1) // both observers were disconnected
+	if got := <-slowGot; got >= want {
+		t.Fatalf("the slow observer got all %d bytes: the board went at its pace", got)
+	}
 }
 
 // waitClients waits until the board has n logged-in clients.

@@ -20,7 +20,7 @@ import (
 // and unchanged.
 func TestBridgeBenchHarness(t *testing.T) {
 	dev := startEchoDev(t)
-	url := startBridge(t, dev.Path, 8)
+	url := startBridge(t, dev.Path, 8, 0)
 	c := loginClient(t, url)
 	if _, err := c.Write([]byte("e")); err != nil {
 		t.Fatal(err)

@@ -26,10 +26,11 @@ import (
 
 // startBridge serves the board at port with a bridge in this process on
 // 127.0.0.1 and returns the board's ws:// address. It is closed when the
-// test ends.
-func startBridge(tb testing.TB, port string, maxClients int) string {
+// test ends. clientBuffer is bridge.Options.ClientBuffer (0: the default).
+func startBridge(tb testing.TB, port string, maxClients, clientBuffer int) string {
 	tb.Helper()
-	srv, err := bridge.New([]bridge.BoardConfig{{Port: port}}, &bridge.Options{Password: password, MaxClients: maxClients})
+	srv, err := bridge.New([]bridge.BoardConfig{{Port: port}},
+		&bridge.Options{Password: password, MaxClients: maxClients, ClientBuffer: clientBuffer})
 	if err != nil {
 		tb.Fatal(err)
 	}
