@@ -56,27 +56,57 @@ type hub struct {
 	closed     bool
 }
 
-// add registers a new session, or refuses it when the board is full.
-func (h *hub) add(c *client) bool {
+// Bounds on the sessions of a board that have not logged in yet, so that
+// connections that never give a password cannot keep others out: per
+// remote address, and in all.
+const (
+	maxPendingPerAddress = 16
+	maxPending           = 64
+)
+
+// add registers a new session, or refuses it (with the reason) when too
+// many sessions wait for their login, from its address or in all.
+func (h *hub) add(c *client) (ok bool, why string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed || len(h.all) >= h.l.s.opts.MaxClients {
-		return false
+	if h.closed {
+		return false, "the bridge is shutting down"
+	}
+	host := hostOf(c.remote)
+	pending, fromHost := 0, 0
+	for _, x := range h.all {
+		if !slices.Contains(h.members, x) {
+			pending++
+			if hostOf(x.remote) == host {
+				fromHost++
+			}
+		}
+	}
+	switch {
+	case fromHost >= maxPendingPerAddress:
+		return false, "too many sessions from this address waiting to log in"
+	case pending >= maxPending:
+		return false, "too many sessions waiting to log in"
 	}
 	h.nextID++
 	c.id = h.nextID
 	h.all = append(h.all, c)
-	return true
+	return true, ""
 }
 
 // join makes a logged-in client a member, as controller or observer. It
-// returns false if the client is refused (Refuse policy). A client that
-// wants control while another has it first waits a moment for that one to
-// leave: a command-line client that connects right after the previous
-// command's session ended should not find the board still taken.
-func (h *hub) join(c *client) bool {
+// returns the notice of a refusal: the board has MaxClients members, or
+// another client has control (Refuse policy). A client that wants control
+// while another has it first waits a moment for that one to leave: a
+// command-line client that connects right after the previous command's
+// session ended should not find the board still taken.
+func (h *hub) join(c *client) (refused string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if len(h.members) >= h.l.s.opts.MaxClients {
+		c.log.Warn("refusing client: too many clients", "max", h.l.s.opts.MaxClients)
+		return noticeFull
+	}
 	if !c.observe && h.controller != nil && h.l.s.opts.SecondController != TakeOver {
 		c.log.Debug("waiting for the controller to leave", "for at most", h.l.s.opts.ControlWait)
 		timer := time.NewTimer(h.l.s.opts.ControlWait)
@@ -101,7 +131,8 @@ func (h *hub) join(c *client) bool {
 	case h.controller == nil:
 		h.setController(c)
 	case h.l.s.opts.SecondController == Refuse:
-		return false
+		c.log.Info("refusing client: the board has a controller")
+		return noticeRefused
 	case h.l.s.opts.SecondController == TakeOver:
 		old := h.controller
 		old.control.Store(false)
@@ -115,7 +146,7 @@ func (h *hub) join(c *client) bool {
 	}
 	h.members = append(h.members, c)
 	c.log.Info("client logged in", "controller", c.control.Load())
-	return true
+	return ""
 }
 
 // freedChan returns the channel closed when the controller leaves. The
@@ -293,11 +324,10 @@ func (l *line) serve(ctx context.Context, conn *transport.Conn, remote string, o
 			return l.s.auth.check(ctx, hostOf(remote), func() bool { return passwordOK(entry, l.s.opts.Password) }, c.log)
 		},
 		OnLogin: func() {
-			if !l.hub.join(c) {
+			if notice := l.hub.join(c); notice != "" {
 				// The notice goes out after the banner; then the pump
 				// ends the session.
-				c.log.Info("refusing client: the board has a controller")
-				c.send(noticeRefused)
+				c.send(notice)
 				c.out.finish()
 			}
 		},
@@ -310,10 +340,10 @@ func (l *line) serve(ctx context.Context, conn *transport.Conn, remote string, o
 		return
 	}
 	c.dev = dev
-	if !l.hub.add(c) {
-		c.log.Warn("refusing client: too many clients", "max", l.s.opts.MaxClients)
+	if ok, why := l.hub.add(c); !ok {
+		c.log.Warn("refusing client: " + why)
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		conn.WriteMessage(wctx, false, []byte(noticeFull))
+		conn.WriteMessage(wctx, false, []byte("\r\n[webrepl bridge: "+why+"; try again later]\r\n"))
 		cancel()
 		conn.Close()
 		return

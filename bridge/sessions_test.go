@@ -351,14 +351,50 @@ func TestMaxClients(t *testing.T) {
 	leakcheck.Check(t)
 	_, cfg := newFakeBoard(t)
 	br := startBridge(t, []bridge.BoardConfig{cfg}, &bridge.Options{MaxClients: 2})
-	login(t, br.URL, testPassword)
-	login(t, br.URL, testPassword)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	got, _ := drain(ctx, dialRaw(t, br.URL, nil))
+	// Connections that never log in do not count: they cannot keep the
+	// board's users out.
+	for range 3 {
+		silent := dialRaw(t, br.URL, nil)
+		if _, p, err := silent.ReadMessage(ctx); err != nil || string(p) != "Password: " {
+			t.Fatalf("a silent connection got %q %v, want the prompt", p, err)
+		}
+	}
+	login(t, br.URL, testPassword)
+	login(t, br.URL, testPassword)
+	third := dialRaw(t, br.URL, nil)
+	third.WriteMessage(ctx, false, []byte(testPassword+"\r"))
+	got, _ := drain(ctx, third)
 	if !strings.Contains(string(got), "too many clients") {
 		t.Fatalf("the third client got %q", got)
 	}
+	waitClients(t, br, 2)
+}
+
+func TestSessionsWaitingForLoginAreBounded(t *testing.T) {
+	leakcheck.Check(t)
+	_, cfg := newFakeBoard(t)
+	br := startBridge(t, []bridge.BoardConfig{cfg}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var silent []*transport.Conn
+	for range 16 {
+		c := dialRaw(t, br.URL, nil)
+		if _, p, err := c.ReadMessage(ctx); err != nil || string(p) != "Password: " {
+			t.Fatalf("silent connection %d got %q %v, want the prompt", len(silent), p, err)
+		}
+		silent = append(silent, c)
+	}
+	got, _ := drain(ctx, dialRaw(t, br.URL, nil))
+	if !strings.Contains(string(got), "too many sessions from this address waiting to log in") {
+		t.Fatalf("the 17th session waiting to log in got %q", got)
+	}
+	// One of them logs in: a place is free again.
+	silent[0].WriteMessage(ctx, false, []byte(testPassword+"\r"))
+	waitClients(t, br, 1)
+	login(t, br.URL, testPassword)
+	waitClients(t, br, 2)
 }
 
 func TestWrongPasswordsAreSlowedDown(t *testing.T) {

@@ -393,8 +393,13 @@ func connectReaders(tb testing.TB, dev *echodev.Device, addr string, k int, obse
 	readers := make([]*frameReader, k)
 	errs := make([]error, k)
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, 8) // the bridge takes 16 logins at once from one address
 	for i := range readers {
-		wg.Go(func() { readers[i], errs[i] = rawLogin(ctx, url) })
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			readers[i], errs[i] = rawLogin(ctx, url)
+		})
 	}
 	wg.Wait()
 	tb.Cleanup(func() {
