@@ -194,15 +194,16 @@ func tmpName(p string) string {
 }
 
 // Put writes size bytes from r to the board's file p: under a temporary
-// name first, renamed over p when complete, then (unless Options.NoVerify)
-// checked against a SHA-256 computed on the board. Over WebREPL the data
-// goes through the file protocol. A put that fails, also because ctx is
-// done, removes the temporary file: that takes one more exec, bounded by
-// 2 s whatever ctx says.
+// name first, which is checked (unless Options.NoVerify) against a SHA-256
+// computed on the board and only then renamed over p. Over WebREPL the
+// data goes through the file protocol. A put that fails at any step, the
+// check included, leaves p as it was and removes the temporary file; when
+// ctx is done, that takes one more exec, bounded by 2 s whatever ctx
+// says.
 func (b *Board) Put(ctx context.Context, p string, r io.Reader, size int64, progress func(done int64)) (err error) {
 	defer func() { err = wrap("put", p, err) }()
 	if b.web != nil {
-		// The rename and the check need the raw REPL: enter it first, so
+		// The check and the rename need the raw REPL: enter it first, so
 		// that a device without one (an emulator started without a REPL)
 		// gets the file written directly, by its own atomic write.
 		if _, err := b.rawREPL(ctx); errors.Is(err, protocol.ErrNoREPL) {
@@ -217,24 +218,42 @@ func (b *Board) Put(ctx context.Context, p string, r io.Reader, size int64, prog
 	tmp := tmpName(p)
 	if b.web != nil {
 		err = b.web.Put(ctx, tmp, src, size, progress)
-		if err == nil {
-			_, err = b.exec(ctx, renameCode(tmp, p))
-		}
 	} else {
-		err = b.putRaw(ctx, tmp, p, src, size, progress)
+		err = b.putRaw(ctx, tmp, src, size, progress)
+	}
+	if err == nil {
+		err = b.commit(ctx, tmp, p, hex.EncodeToString(h.Sum(nil)))
 	}
 	if err != nil {
 		b.abandon(ctx, tmp)
+	}
+	return err
+}
+
+// commit renames the complete temporary file tmp over p, once its SHA-256
+// on the board is want (the hex digest of the source); with
+// Options.NoVerify, unchecked. It takes one exec: the board hashes tmp
+// and renames it only when the digest matches. A board without hashlib
+// sends tmp back to be hashed here, and a second exec renames it.
+func (b *Board) commit(ctx context.Context, tmp, p, want string) error {
+	if b.opts.NoVerify {
+		_, err := b.exec(ctx, renameCode(tmp, p))
 		return err
 	}
-	if b.opts.NoVerify {
-		return nil
+	out, err := b.exec(ctx, sha256Code(tmp)+"\nif _s=="+py(want)+":\n"+indent(renameCode(tmp, p)))
+	sum := trimLine(out)
+	if noHashlib(err) {
+		if sum, err = b.hostSha256(ctx, tmp); err != nil {
+			return fmt.Errorf("verify: %w", err)
+		}
+		if sum == want {
+			_, err = b.exec(ctx, renameCode(tmp, p))
+		}
 	}
-	sum, err := b.Sha256(ctx, p)
 	if err != nil {
-		return fmt.Errorf("verify: %w", err)
+		return err
 	}
-	if want := hex.EncodeToString(h.Sum(nil)); sum != want {
+	if sum != want {
 		return fmt.Errorf("verify: the board's copy has SHA-256 %s, the source %s", sum, want)
 	}
 	return nil
@@ -246,12 +265,18 @@ func renameCode(tmp, p string) string {
 	return "import os\ntry:\n os.rename(" + py(tmp) + "," + py(p) + ")\nexcept OSError:\n os.remove(" + py(p) + ")\n os.rename(" + py(tmp) + "," + py(p) + ")\n"
 }
 
+// indent indents every line of the Python code by one space, to nest it
+// in a block.
+func indent(code string) string {
+	return " " + strings.ReplaceAll(strings.TrimRight(code, "\n"), "\n", "\n ") + "\n"
+}
+
 // putRaw writes size bytes from src to the board's file tmp through the
 // raw REPL, one exec per chunk (see Options.ChunkSize), each deflated
-// when the board can inflate and that makes it smaller, and renames tmp
-// to p. Opening the file rides along with the first chunk, and closing and
-// renaming it with the last: a file of one chunk takes one exec.
-func (b *Board) putRaw(ctx context.Context, tmp, p string, src io.Reader, size int64, progress func(int64)) error {
+// when the board can inflate and that makes it smaller. Opening the file
+// rides along with the first chunk, and closing it with the last: a file
+// of one chunk takes one exec.
+func (b *Board) putRaw(ctx context.Context, tmp string, src io.Reader, size int64, progress func(int64)) error {
 	if size < 0 {
 		return fmt.Errorf("negative size %d: %w", size, fs.ErrInvalid)
 	}
@@ -274,7 +299,7 @@ def _z(x):
 `
 		done += ",_m,_z"
 	}
-	done += "\n" + renameCode(tmp, p)
+	done += "\n"
 	buf := make([]byte, chunk)
 	code := make([]byte, 0, len(begin)+base64.StdEncoding.EncodedLen(len(buf))+len(done)+16)
 	var sent int64
@@ -327,9 +352,22 @@ func (b *Board) abandon(ctx context.Context, tmp string) {
 // Sha256 returns the hex SHA-256 of the board's file p, computed on the
 // board with hashlib; boards without it send the file and the host hashes.
 func (b *Board) Sha256(ctx context.Context, p string) (string, error) {
-	out, err := b.exec(ctx, `import hashlib,binascii
+	out, err := b.exec(ctx, sha256Code(p))
+	if noHashlib(err) {
+		return b.hostSha256(ctx, p)
+	}
+	if err != nil {
+		return "", wrap("sha256sum", p, err)
+	}
+	return trimLine(out), nil
+}
+
+// sha256Code is Python that hashes the board's file p with hashlib, puts
+// the hex digest in _s and prints it.
+func sha256Code(p string) string {
+	return `import hashlib,binascii
 h=hashlib.sha256()
-f=open(`+py(p)+`,'rb')
+f=open(` + py(p) + `,'rb')
 m=bytearray(1024)
 v=memoryview(m)
 while 1:
@@ -337,19 +375,25 @@ while 1:
     if not n: break
     h.update(v[:n])
 f.close()
-print(binascii.hexlify(h.digest()).decode())`)
+_s=binascii.hexlify(h.digest()).decode()
+print(_s)`
+}
+
+// noHashlib reports whether err is sha256Code failing for want of
+// hashlib.sha256 on the board.
+func noHashlib(err error) bool {
 	var ee *protocol.ExecError
-	if errors.As(err, &ee) && (ee.Type == "ImportError" || ee.Type == "AttributeError") {
-		h := sha256.New()
-		if _, err := b.Get(ctx, p, h); err != nil {
-			return "", err
-		}
-		return hex.EncodeToString(h.Sum(nil)), nil
+	return errors.As(err, &ee) && (ee.Type == "ImportError" || ee.Type == "AttributeError")
+}
+
+// hostSha256 fetches the board's file p and returns its hex SHA-256,
+// computed here.
+func (b *Board) hostSha256(ctx context.Context, p string) (string, error) {
+	h := sha256.New()
+	if _, err := b.Get(ctx, p, h); err != nil {
+		return "", err
 	}
-	if err != nil {
-		return "", wrap("sha256sum", p, err)
-	}
-	return trimLine(out), nil
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // Remove deletes the file p; with recursive, a directory and everything

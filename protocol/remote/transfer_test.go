@@ -204,8 +204,8 @@ func boolInt(b bool) int {
 }
 
 // TestPutExecs pins the cost of a put in round trips: one exec per chunk,
-// the first also opening the file and the last also closing and renaming
-// it, and one for the check.
+// the first also opening the file and the last also closing it, and one
+// that checks it and renames it.
 func TestPutExecs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
