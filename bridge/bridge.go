@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -68,8 +69,19 @@ type Options struct {
 	// AllowOrigins lists the browser origins, besides the bridge's own,
 	// whose pages may open WebSockets ("https://example.com", "null" for
 	// file:// pages, "*" for any). Requests without an Origin header
-	// (non-browser clients) are always allowed.
+	// (non-browser clients) are always allowed. The host names of these
+	// origins count as the bridge's own (see AllowHosts).
 	AllowOrigins []string
+
+	// AllowHosts lists host names (a port, if given, is ignored) under
+	// which browsers may reach the bridge, besides IP addresses,
+	// localhost, names under .localhost and this machine's name (its
+	// full and short form, and the short form with ".local"). A request
+	// with an Origin header sent to any other Host is refused: otherwise
+	// a page whose name is made to resolve to the bridge's address (DNS
+	// rebinding) would count as the bridge's own origin. Requests without
+	// Origin may use any Host.
+	AllowHosts []string
 
 	// MaxClients bounds the sessions of one board, logged in or not.
 	// Zero means 8.
@@ -222,13 +234,14 @@ func New(boards []BoardConfig, opts *Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	hostname, _ := os.Hostname() // none: only the listed names
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		opts:   o,
 		log:    log,
 		byName: make(map[string]*line),
 		auth:   newThrottle(o.LoginDelay),
-		origin: newOriginCheck(o.AllowOrigins),
+		origin: newOriginCheck(o.AllowOrigins, o.AllowHosts, hostname),
 		ctx:    ctx,
 		cancel: cancel,
 	}

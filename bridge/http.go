@@ -6,44 +6,104 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 
 	"webrepl/transport"
 )
 
-// originCheck allows WebSocket requests without Origin (non-browser
-// clients), from the bridge's own origin (the Host the request was sent
-// to), and from listed origins.
+// originCheck decides which browser requests the bridge serves.
+// Requests without Origin (non-browser clients) are always served. A
+// request with one must be addressed to a host name the bridge knows to
+// be its own (see ownHost: this defeats DNS rebinding, where a page makes
+// its own name resolve to the bridge's address, so that its origin and the
+// Host header match), and come from the bridge's own origin or a listed
+// one.
 type originCheck struct {
 	any     bool
-	allowed map[string]bool // lower-cased origins
+	origins map[string]bool // lower-cased origins
+	hosts   map[string]bool // lower-cased host names, without port
 }
 
-func newOriginCheck(list []string) originCheck {
-	o := originCheck{allowed: make(map[string]bool)}
-	for _, s := range list {
+// newOriginCheck allows the origins listed, and the Host names listed in
+// hosts, those of the listed origins and those of this machine's name
+// (hostname: its full form, its first label, and that label with
+// ".local").
+func newOriginCheck(origins, hosts []string, hostname string) originCheck {
+	o := originCheck{origins: make(map[string]bool), hosts: make(map[string]bool)}
+	for _, s := range origins {
 		s = strings.TrimRight(strings.TrimSpace(s), "/")
 		if s == "*" {
 			o.any = true
 		}
-		o.allowed[strings.ToLower(s)] = true
+		o.origins[strings.ToLower(s)] = true
+		if u, err := url.Parse(s); err == nil && u.Host != "" {
+			o.addHost(u.Host)
+		}
+	}
+	for _, h := range hosts {
+		o.addHost(strings.TrimSpace(h))
+	}
+	if hostname != "" {
+		short, _, _ := strings.Cut(hostname, ".")
+		o.addHost(hostname)
+		o.addHost(short)
+		o.addHost(short + ".local")
 	}
 	return o
 }
 
-func (o originCheck) ok(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" || o.any || o.allowed[strings.ToLower(origin)] {
+func (o originCheck) addHost(h string) {
+	if name := hostName(h); name != "" {
+		o.hosts[name] = true
+	}
+}
+
+// hostName returns the host name of a Host header or listed name
+// ("Name:8266", "[::1]:8266", "name."), lower-cased, without port,
+// brackets or final dot.
+func hostName(hostport string) string {
+	h := hostport
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		h = host
+	}
+	h = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]")
+	return strings.TrimSuffix(strings.ToLower(h), ".")
+}
+
+// ownHost reports whether a Host header names this bridge: an IP address,
+// localhost or a name under .localhost, or a name it was given.
+func (o originCheck) ownHost(hostport string) bool {
+	h := hostName(hostport)
+	if _, err := netip.ParseAddr(h); err == nil {
 		return true
 	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false // "null" and other opaque origins need listing
-	}
-	return strings.EqualFold(u.Host, r.Host)
+	return h == "localhost" || strings.HasSuffix(h, ".localhost") || o.hosts[h]
 }
+
+// refusal says why r is refused ("" when it is allowed).
+func (o originCheck) refusal(r *http.Request) string {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return ""
+	}
+	if !o.ownHost(r.Host) {
+		return "host name not allowed (--allow-host lists more)"
+	}
+	if o.any || o.origins[strings.ToLower(origin)] {
+		return ""
+	}
+	u, err := url.Parse(origin)
+	if err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host) {
+		return ""
+	}
+	return "origin not allowed" // "null" and other opaque origins need listing
+}
+
+func (o originCheck) ok(r *http.Request) bool { return o.refusal(r) == "" }
 
 // Handler returns the Server's HTTP handler: WebSocket sessions at "/"
 // and "/NAME", "/healthz", "POST /api/reset" and the plain page at "/".
@@ -85,7 +145,7 @@ func (s *Server) root(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		if he, ok := errors.AsType[*transport.HandshakeError](err); ok && he.Status == http.StatusForbidden {
-			s.log.Warn("WebSocket refused: origin not allowed", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"))
+			s.log.Warn("WebSocket refused: "+s.origin.refusal(r), "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "host", r.Host)
 		} else {
 			s.log.Debug("WebSocket handshake failed", "remote", r.RemoteAddr, "err", err)
 		}
@@ -147,8 +207,15 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 // reset hard-resets a board (?board=NAME, default the first) through
 // DTR/RTS. The password goes in "Authorization: Bearer PASSWORD" (or as
 // the password of Basic authentication); failures are throttled like
-// logins.
+// logins. A browser's request (it carries Origin) must pass the origin
+// check first: without a password, that check is all that keeps a web
+// page from resetting the board.
 func (s *Server) reset(w http.ResponseWriter, r *http.Request) {
+	if why := s.origin.refusal(r); why != "" {
+		s.log.Warn("reset refused: "+why, "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "host", r.Host)
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
 	name := r.URL.Query().Get("board")
 	l := s.byName[name]
 	if name == "" {
@@ -175,13 +242,17 @@ func (s *Server) reset(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "reset")
 }
 
+// bearer returns the password of r's Authorization header: Basic
+// authentication's, or the token of "Bearer TOKEN". HTTP drops the space
+// after a bare "Bearer" (and any at the end of a token), so "Bearer"
+// alone is an empty password; Basic keeps every byte.
 func bearer(r *http.Request) (string, bool) {
 	if _, p, ok := r.BasicAuth(); ok {
 		return p, true
 	}
-	h := r.Header.Get("Authorization")
-	if p, ok := strings.CutPrefix(h, "Bearer "); ok {
-		return p, true
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if strings.EqualFold(scheme, "Bearer") {
+		return token, true
 	}
 	return "", false
 }

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -346,4 +348,198 @@ func TestLoginLimits(t *testing.T) {
 			t.Fatalf("the fifth waiting attempt: %q %v, want an immediate refusal", got, err)
 		}
 	})
+}
+
+// pipeBoard is a board config whose stream can pulse DTR/RTS; what the
+// bridge sends it is discarded.
+func pipeBoard(t *testing.T) (*resettable, bridge.BoardConfig) {
+	host, dev := net.Pipe()
+	t.Cleanup(func() { dev.Close() })
+	go io.Copy(io.Discard, dev)
+	rs := &resettable{Conn: host}
+	return rs, bridge.BoardConfig{Open: func(context.Context) (io.ReadWriteCloser, error) { return rs, nil }}
+}
+
+// rawStatus sends req to addr on a connection of its own, with req.Host as
+// the Host header whatever the address (as a browser does after DNS
+// rebinding), and returns the answer's status code.
+func rawStatus(t *testing.T, addr string, req *http.Request) int {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := req.Write(c); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// browserRequest is a request to addr's path as a browser sends it when
+// the page's origin is origin ("" for none) and the host in its address is
+// host.
+func browserRequest(t *testing.T, method, addr, path, host, origin, auth string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+addr+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = host
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	if method == http.MethodGet {
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		req.Header.Set("Sec-WebSocket-Version", "13")
+	}
+	return req
+}
+
+// TestOriginAndHost checks the defence against DNS rebinding: a request
+// from a browser (it has an Origin) must name the bridge by an address or
+// a name the bridge knows as its own, for WebSockets and for /api/reset.
+func TestOriginAndHost(t *testing.T) {
+	leakcheck.Check(t)
+	rs, cfg := pipeBoard(t)
+	var logs syncBuffer
+	br := startBridge(t, []bridge.BoardConfig{cfg}, &bridge.Options{
+		AllowOrigins: []string{"https://ide.example"},
+		AllowHosts:   []string{"board.lan"},
+		Logger:       newLogger(&logs),
+	})
+	_, port, _ := net.SplitHostPort(br.Addr)
+	at := func(host string) string { return net.JoinHostPort(host, port) }
+	type tc struct {
+		name, host, origin string
+		ok                 bool
+	}
+	cases := []tc{
+		{"no origin, a DNS name", at("evil.example"), "", true},
+		{"rebinding: foreign origin and its own name as host", at("evil.example"), "http://" + at("evil.example"), false},
+		{"foreign origin, own address", br.Addr, "http://" + at("evil.example"), false},
+		{"IPv4 address", br.Addr, "http://" + br.Addr, true},
+		{"IPv6 address", at("::1"), "http://" + at("::1"), true},
+		{"localhost", at("localhost"), "http://" + at("localhost"), true},
+		{"a name under .localhost", at("board.localhost"), "http://" + at("board.localhost"), true},
+		{"a listed host", at("board.lan"), "http://" + at("board.lan"), true},
+		{"a listed host, any case, final dot", at("Board.LAN."), "http://" + at("Board.LAN."), true},
+		{"the host of an allowed origin", "ide.example", "https://ide.example", true},
+		{"an allowed origin, foreign host", at("evil.example"), "https://ide.example", false},
+	}
+	if name, err := os.Hostname(); err == nil && name != "" {
+		short, _, _ := strings.Cut(name, ".")
+		cases = append(cases,
+			tc{"this machine's name", at(name), "http://" + at(name), true},
+			tc{"this machine's name with .local", at(short + ".local"), "http://" + at(short+".local"), true})
+	}
+	resets := 0
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			wantWS, wantReset := http.StatusSwitchingProtocols, http.StatusOK
+			if !c.ok {
+				wantWS, wantReset = http.StatusForbidden, http.StatusForbidden
+			} else {
+				resets++
+			}
+			ws := browserRequest(t, http.MethodGet, br.Addr, "/", c.host, c.origin, "")
+			if got := rawStatus(t, br.Addr, ws); got != wantWS {
+				t.Errorf("WebSocket handshake: %d, want %d", got, wantWS)
+			}
+			reset := browserRequest(t, http.MethodPost, br.Addr, "/api/reset", c.host, c.origin, "Bearer "+testPassword)
+			if got := rawStatus(t, br.Addr, reset); got != wantReset {
+				t.Errorf("POST /api/reset: %d, want %d", got, wantReset)
+			}
+		})
+	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.resets != resets {
+		t.Errorf("%d resets, want %d", rs.resets, resets)
+	}
+	if !contains(logs.String(), "WebSocket refused: host name not allowed", "reset refused: host name not allowed", "evil.example") {
+		t.Errorf("the refusals are not logged:\n%s", logs.String())
+	}
+}
+
+// TestResetAuthorization: an empty password is no password when the
+// bridge has one; without one, a browser's request from another site
+// (DNS rebinding or not) is refused whatever it sends.
+func TestResetAuthorization(t *testing.T) {
+	leakcheck.Check(t)
+	for _, pw := range []string{testPassword, ""} {
+		t.Run(map[bool]string{true: "password", false: "no password"}[pw != ""], func(t *testing.T) {
+			rs, cfg := pipeBoard(t)
+			s, err := bridge.New([]bridge.BoardConfig{cfg}, &bridge.Options{Password: pw, LoginDelay: time.Millisecond, Logger: newLogger(testWriter{t})})
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := serve(t, s)
+			_, port, _ := net.SplitHostPort(addr)
+			evil := net.JoinHostPort("evil.example", port)
+			ok := func(cond bool) int {
+				if cond {
+					return http.StatusOK
+				}
+				return http.StatusUnauthorized
+			}
+			want := 0
+			for _, tc := range []struct {
+				name, host, origin, auth string
+				want                     int
+			}{
+				{"empty bearer", addr, "", "Bearer ", ok(pw == "")},
+				{"empty basic", addr, "", "Basic " + base64.StdEncoding.EncodeToString([]byte("u:")), ok(pw == "")},
+				{"no authorization", addr, "", "", http.StatusUnauthorized},
+				{"the password", addr, "", "Bearer " + pw, http.StatusOK},
+				{"no origin, a DNS name", evil, "", "Bearer " + pw, http.StatusOK},
+				{"rebinding", evil, "http://" + evil, "Bearer " + pw, http.StatusForbidden},
+				{"another site", addr, "http://" + evil, "Bearer " + pw, http.StatusForbidden},
+				{"the bridge's own origin", addr, "http://" + addr, "Bearer " + pw, http.StatusOK},
+			} {
+				req := browserRequest(t, http.MethodPost, addr, "/api/reset", tc.host, tc.origin, tc.auth)
+				if got := rawStatus(t, addr, req); got != tc.want {
+					t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
+				}
+				if tc.want == http.StatusOK {
+					want++
+				}
+			}
+			rs.mu.Lock()
+			defer rs.mu.Unlock()
+			if rs.resets != want {
+				t.Errorf("%d resets, want %d", rs.resets, want)
+			}
+		})
+	}
+}
+
+// serve serves s on a loopback port until the test ends and returns the
+// address (startBridge would give the bridge a password).
+func serve(t *testing.T, s *bridge.Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background(), ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
 }

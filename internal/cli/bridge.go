@@ -34,6 +34,7 @@ func bridgeCommand(a *app) *ucli.Command {
 			&ucli.StringFlag{Name: "password", Aliases: []string{"p"}, EnvVars: []string{"WEBREPL_PASSWORD"}, Usage: "password clients must type (any length)"},
 			&ucli.StringFlag{Name: "password-file", Usage: "read the password from the first line of this file"},
 			&ucli.StringSliceFlag{Name: "allow-origin", Usage: "also let web pages from this `ORIGIN` connect (e.g. https://example.com, null, *)"},
+			&ucli.StringSliceFlag{Name: "allow-host", Usage: "a host `NAME` browsers may use to reach the bridge, besides IP addresses, localhost and this machine's name (repeatable)"},
 			&ucli.IntFlag{Name: "max-clients", Value: 8, Usage: "sessions per board"},
 			&ucli.StringFlag{Name: "second-controller", Value: "observe", Usage: "when a second client wants control: observe, refuse or take-over"},
 			&ucli.StringFlag{Name: "tls-cert", Usage: "TLS certificate (PEM) for wss:// and https://"},
@@ -95,6 +96,7 @@ func (a *app) bridge(c *ucli.Context) error {
 	opts := &bridge.Options{
 		Password:         password,
 		AllowOrigins:     c.StringSlice("allow-origin"),
+		AllowHosts:       append(c.StringSlice("allow-host"), host), // a name in --listen is the bridge's own
 		MaxClients:       c.Int("max-clients"),
 		SecondController: policy,
 		Logger:           log,
