@@ -56,6 +56,13 @@ type Options struct {
 	// NoBanner makes the board print nothing at start, as a board that
 	// booted long before the host opened the port. BootNoise still applies.
 	NoBanner bool
+	// FSCapacity, if positive, is the size of the board's flash in bytes:
+	// its files (their sizes summed) may take at most that much. A write
+	// that would take them further writes nothing and fails, as on a
+	// board whose flash is full: in Python with OSError(28) (ENOSPC), and
+	// through FS with an error wrapping syscall.ENOSPC. os.statvfs does not
+	// report it. Zero: no limit but Node's memory.
+	FSCapacity int64
 	// Link, if set, is the path of a symbolic link to the board's
 	// pseudo-terminal (e.g. DIR/ttyBOARD -> /dev/pts/7), as udev makes
 	// /dev/serial/by-id links: Board.Path is then Link, and stays so across
@@ -131,6 +138,9 @@ func cloneWithDefaults(opts *Options) (Options, error) {
 	}
 	if o.Baud < 0 {
 		return o, fmt.Errorf("mpboard: negative Baud %d", o.Baud)
+	}
+	if o.FSCapacity < 0 {
+		return o, fmt.Errorf("mpboard: negative FSCapacity %d", o.FSCapacity)
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
@@ -495,6 +505,9 @@ func startProc(o *Options, restore string) (p *proc, err error) {
 	}
 	if o.NoBanner {
 		args = append(args, "--no-banner")
+	}
+	if o.FSCapacity > 0 {
+		args = append(args, "--fs-capacity="+strconv.FormatInt(o.FSCapacity, 10))
 	}
 	if restore != "" {
 		args = append(args, "--restore="+restore)

@@ -38,6 +38,14 @@
 //                 the host opened its port
 //   --fs-channel  serve the file channel on fds 3 (requests in) and 4
 //                 (replies out); see "File channel" below
+//   --fs-capacity=N
+//                 a flash of N bytes: the board's files (their sizes summed,
+//                 /dev and /proc aside) may take at most N bytes. A write
+//                 that would take them past N writes nothing and fails, as
+//                 on firmware whose flash is full: in Python with
+//                 OSError(28) (ENOSPC), on the file channel with status 28.
+//                 Only writes count: a file that shrinks or goes frees its
+//                 bytes, and os.statvfs does not report the limit.
 //   --restore=DIR power on with the files of a board that was unplugged:
 //                 copy the tree under the host directory DIR (written by the
 //                 file channel's SAVE op) into the board's file system
@@ -137,11 +145,14 @@ const CTRL_E = 0x05;
 
 const flags = new Set();
 let restoreDir = null; // --restore=DIR
+let fsCapacity = null; // --fs-capacity=N: bytes, or null for no limit
 for (const f of process.argv.slice(2)) {
   if (f === "--boot-noise" || f === "--no-banner" || f === "--fs-channel") {
     flags.add(f);
   } else if (f.startsWith("--restore=") && f.length > "--restore=".length) {
     restoreDir = f.slice("--restore=".length);
+  } else if (/^--fs-capacity=\d+$/.test(f)) {
+    fsCapacity = Number(f.slice("--fs-capacity=".length));
   } else {
     process.stderr.write(`mpboard: unknown flag ${f}\n`);
     process.exit(2);
@@ -328,6 +339,70 @@ del _webrepl_fix_errno
 
 function fixErrno() {
   mp.runPython(FIX_ERRNO);
+}
+
+// ---- A full flash (--fs-capacity=N). ----
+
+// FULL is the errno a write past the capacity fails with. Python sees the
+// number an Emscripten ErrnoError carries unchanged when a file's write
+// fails (fixErrno does not wrap file objects), so the error carries 28,
+// ENOSPC in MicroPython's numbering, as on firmware, and not Emscripten's
+// own ENOSPC (51). 28 is Emscripten's EINVAL: boardErrno tells errnoOf
+// which errno the file channel must answer.
+const FULL = 28;
+
+function fullError() {
+  const err = new mp.FS.ErrnoError(FULL);
+  err.boardErrno = FULL;
+  return err;
+}
+
+// limitFiles makes the current interpreter's file system refuse writes
+// past fsCapacity. It patches the write operation that every MEMFS file
+// shares, which it reaches through a file it creates and removes. It runs
+// in every fresh interpreter, after the files of the old one are copied
+// in.
+function limitFiles() {
+  if (fsCapacity === null) {
+    return;
+  }
+  const FS = mp.FS;
+  const probe = "/.mpboard-capacity-probe";
+  FS.writeFile(probe, new Uint8Array(0));
+  const s = FS.open(probe, "r");
+  const ops = s.stream_ops;
+  FS.close(s);
+  FS.unlink(probe);
+  const write = ops.write;
+  ops.write = function (stream, buffer, offset, length, position, canOwn) {
+    const grow = position + length - stream.node.usedBytes;
+    if (grow > 0 && filesSize(FS, "/") + grow > fsCapacity) {
+      throw fullError();
+    }
+    return write.call(this, stream, buffer, offset, length, position, canOwn);
+  };
+}
+
+// filesSize sums the sizes of the regular files under dir; /dev and /proc
+// are the runtime's. Symbolic links are not followed.
+function filesSize(FS, dir) {
+  let n = 0;
+  for (const name of FS.readdir(dir)) {
+    if (name === "." || name === "..") {
+      continue;
+    }
+    const path = dir === "/" ? "/" + name : dir + "/" + name;
+    if (path === "/dev" || path === "/proc") {
+      continue;
+    }
+    const st = FS.lstat(path);
+    if (FS.isDir(st.mode)) {
+      n += filesSize(FS, path);
+    } else if (FS.isFile(st.mode)) {
+      n += st.size;
+    }
+  }
+  return n;
 }
 
 // runBoot runs /boot.py, if present, in the fresh interpreter's __main__, as
@@ -594,6 +669,9 @@ function errnoOf(err) {
   if (err instanceof FileError) {
     return err.errno;
   }
+  if (err && typeof err.boardErrno === "number") {
+    return err.boardErrno; // a full flash (limitFiles)
+  }
   if (err && err.name === "ErrnoError" && ERRNO[err.code] !== undefined) {
     return ERRNO[err.code];
   }
@@ -757,6 +835,7 @@ async function softReset() {
   mp = await load();
   copyTree(old.FS, mp.FS, "/");
   fixErrno();
+  limitFiles();
   runBoot();
   if (raw) {
     // Enter raw mode without the friendly banner, then print what an MCU
@@ -837,6 +916,7 @@ if (flags.has("--fs-channel")) {
 }
 muted = flags.has("--no-banner");
 fixErrno();
+limitFiles();
 runBoot();
 mp.replInit();
 muted = false;
