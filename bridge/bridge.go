@@ -83,7 +83,9 @@ type Options struct {
 	// Origin may use any Host.
 	AllowHosts []string
 
-	// MaxClients bounds the sessions of one board, logged in or not.
+	// MaxClients bounds the logged-in sessions of one board; one more gets
+	// a notice after its login and is closed. (Sessions still waiting for
+	// their login are bounded apart: 16 per remote address, 64 in all.)
 	// Zero means 8.
 	MaxClients int
 
