@@ -31,8 +31,10 @@ func bridgeCommand(a *app) *ucli.Command {
 			&ucli.StringSliceFlag{Name: "board", Usage: "`NAME=PORT`: a board served at /NAME (repeatable)"},
 			&ucli.IntFlag{Name: "baud", Value: 115200, Usage: "serial line speed"},
 			&ucli.StringFlag{Name: "listen", Value: "127.0.0.1:8266", Usage: "TCP address for clients"},
-			&ucli.StringFlag{Name: "password", Aliases: []string{"p"}, EnvVars: []string{"WEBREPL_PASSWORD"}, Usage: "password clients must type (any length)"},
-			&ucli.StringFlag{Name: "password-file", Usage: "read the password from the first line of this file"},
+			// No EnvVars: urfave/cli would count a set WEBREPL_PASSWORD as
+			// a given --password (see bridgePassword).
+			&ucli.StringFlag{Name: "password", Aliases: []string{"p"}, Usage: "password clients must type (any length; default: $" + passwordEnv + ")"},
+			&ucli.StringFlag{Name: "password-file", Usage: "read the password from the first line of this file (wins over $" + passwordEnv + ")"},
 			&ucli.StringSliceFlag{Name: "allow-origin", Usage: "also let web pages from this `ORIGIN` connect (e.g. https://example.com, null, *)"},
 			&ucli.StringSliceFlag{Name: "allow-host", Usage: "a host `NAME` browsers may use to reach the bridge, besides IP addresses, localhost and this machine's name (repeatable)"},
 			&ucli.IntFlag{Name: "max-clients", Value: 8, Usage: "sessions per board"},
@@ -184,15 +186,29 @@ func bridgeBoards(c *ucli.Context) ([]bridge.BoardConfig, error) {
 	return boards, nil
 }
 
-// bridgePassword reads --password, WEBREPL_PASSWORD or --password-file.
+// passwordEnv is the environment variable a password comes from when the
+// command line gives none.
+const passwordEnv = "WEBREPL_PASSWORD"
+
+// bridgePassword reads --password or --password-file (not both), and
+// without them WEBREPL_PASSWORD: what the command line says wins over the
+// environment.
 func bridgePassword(c *ucli.Context) (string, error) {
 	path := c.String("password-file")
-	if path == "" {
-		return c.String("password"), nil
-	}
-	if c.IsSet("password") {
+	switch {
+	case c.IsSet("password") && path != "":
 		return "", &UsageError{Msg: "give --password or --password-file, not both"}
+	case c.IsSet("password"):
+		return c.String("password"), nil
+	case path == "":
+		return os.Getenv(passwordEnv), nil
 	}
+	return readPasswordFile(path)
+}
+
+// readPasswordFile returns the first line of the file at path, which must
+// not be empty.
+func readPasswordFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", fmt.Errorf("webrepl: bridge: password file: %w", err)

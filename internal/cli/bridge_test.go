@@ -87,6 +87,55 @@ func TestBridgeCommand(t *testing.T) {
 	}
 }
 
+// echoPort is a pseudo-terminal that echoes what the bridge writes, as
+// the bridge's board for the test; it skips the test without one.
+func echoPort(t *testing.T) string {
+	t.Helper()
+	p, err := pty.Open()
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	go io.Copy(p, p)
+	return p.Name
+}
+
+// TestBridgePasswordPrecedence: --password and --password-file on the
+// command line win over WEBREPL_PASSWORD.
+func TestBridgePasswordPrecedence(t *testing.T) {
+	leakcheck.Check(t)
+	pwFile := filepath.Join(t.TempDir(), "pw")
+	os.WriteFile(pwFile, []byte("from the file\n"), 0o600)
+	for _, tc := range []struct {
+		name string
+		env  string
+		args []string
+		want string
+	}{
+		{"the environment and a file: the file", "from the environment", []string{"--password-file", pwFile}, "from the file"},
+		{"the environment alone", "from the environment", nil, "from the environment"},
+		{"the environment and the flag: the flag", "from the environment", []string{"--password", "from the flag"}, "from the flag"},
+		{"-p and the environment: -p", "from the environment", []string{"-p", "from the flag"}, "from the flag"},
+		{"a file alone", "", []string{"--password-file", pwFile}, "from the file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--port", echoPort(t), "--listen", "127.0.0.1:0"}, tc.args...)
+			url := startBridgeCmd(t, map[string]string{"WEBREPL_PASSWORD": tc.env}, args...)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			conn, err := transport.Dial(ctx, url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := protocol.Login(ctx, conn, tc.want, nil)
+			if err != nil {
+				t.Fatalf("logging in with %q: %v", tc.want, err)
+			}
+			c.Close()
+		})
+	}
+}
+
 func TestBridgeDefaultsToASimulatedBoard(t *testing.T) {
 	leakcheck.Check(t)
 	if err := mpboard.Available(); errors.Is(err, mpboard.ErrNoNode) {
@@ -110,6 +159,7 @@ func TestBridgeRefusals(t *testing.T) {
 		{"bad board", []string{"--board", "noequals"}, "NAME=PORT"},
 		{"bad policy", []string{"--port", "/dev/null", "--second-controller", "maybe"}, "policy"},
 		{"half TLS", []string{"--port", "/dev/null", "--tls-cert", "c.pem"}, "go together"},
+		{"two passwords", []string{"--port", "/dev/null", "--password", "x", "--password-file", "pw.txt"}, "not both"},
 		{"argument", []string{"extra"}, "no arguments"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
