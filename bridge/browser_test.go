@@ -66,11 +66,17 @@ func TestBrowserOnAnotherSiteIsRefused(t *testing.T) {
 	_, cfg := startBoard(t, nil)
 	var config atomic.Value
 	site := browsertest.Serve(t, browserPage(&config))
-	br := startBridge(t, []bridge.BoardConfig{cfg}, nil)
+	var logs syncBuffer
+	br := startBridge(t, []bridge.BoardConfig{cfg}, &bridge.Options{Logger: newLogger(&logs)})
 	config.Store(browserConfig(br.URL))
 	res := site.Run()
 	if len(res.Reports) != 1 || res.Reports[0] != "error" && !strings.HasPrefix(res.Reports[0], "close:1006") {
 		t.Fatalf("a page from %s: %q, want the connection refused", res.Origin, res.Reports)
+	}
+	// It was the bridge that refused it, for its origin (not a page or
+	// browser failing to reach it).
+	if !strings.Contains(logs.String(), "WebSocket refused") || !strings.Contains(logs.String(), "origin="+res.Origin) {
+		t.Fatalf("the bridge did not log refusing %s:\n%s", res.Origin, logs.String())
 	}
 }
 

@@ -170,9 +170,12 @@ func TestOutputIsValidUTF8(t *testing.T) {
 	conn.WriteMessage(ctx, false, []byte(testPassword+"\r"))
 	readText(">>> ")
 	// "é" split across two writes, bytes that are never UTF-8, and "€".
+	// The client receives "caf" before the rest is written: the bridge
+	// read the split character's first byte on its own and held it back.
 	board.print("caf\xc3")
+	got := readText("caf")
 	board.print("\xa9 \xff\xfe \xe2\x82\xac end")
-	got := readText("end")
+	got += readText("end")
 	if want := "café \uFFFD\uFFFD € end"; !strings.Contains(got, want) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
