@@ -19,25 +19,33 @@ import (
 	"webrepl/protocol"
 )
 
+// TestTerminalAndFiles uses the terminal and the file protocol in one
+// session. The file operations hide the raw REPL from the terminal
+// clients: between a marker printed before them and one printed after,
+// the controller and an observer get exactly one fresh prompt per
+// operation.
 func TestTerminalAndFiles(t *testing.T) {
 	leakcheck.Check(t)
 	_, cfg := startBoard(t, nil)
 	br := startBridge(t, []bridge.BoardConfig{cfg}, nil)
 	c := login(t, br.URL, testPassword)
+	watcher := login(t, br.URL+"?observe", testPassword)
+	term := newTermReader(t, "controller", c)
+	obs := newTermReader(t, "observer", watcher)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
 	typeLine(t, c, "print(6*7)")
-	expect(t, c, "42")
+	term.until("42")
 
+	before := newMarker("before")
+	typeMarker(t, c, before)
+	term.drain(before)
+	obs.drain(before)
 	data := make([]byte, 5000)
 	rand.Read(data)
 	if err := c.Put(ctx, "blob.bin", bytes.NewReader(data), int64(len(data)), nil); err != nil {
 		t.Fatalf("put: %v", err)
-	}
-	out := expect(t, c, ">>> ")
-	if bytes.Contains([]byte(out), []byte("raw REPL")) {
-		t.Errorf("raw-REPL traffic reached the terminal: %q", out)
 	}
 	var got bytes.Buffer
 	if _, err := c.Get(ctx, "blob.bin", &got, nil); err != nil {
@@ -46,6 +54,14 @@ func TestTerminalAndFiles(t *testing.T) {
 	if !bytes.Equal(got.Bytes(), data) {
 		t.Fatalf("get returned %d bytes, want the %d put", got.Len(), len(data))
 	}
+	after := newMarker("after")
+	typeMarker(t, c, after)
+	for _, r := range []*termReader{term, obs} {
+		if out := r.sinceDrain(after); out != freshPrompt+freshPrompt {
+			t.Errorf("%s: during a put and a get the terminal got %q, want a fresh prompt %q for each, and nothing of the raw REPL", r.name, out, freshPrompt)
+		}
+	}
+
 	v, err := c.Version(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +76,7 @@ func TestTerminalAndFiles(t *testing.T) {
 		t.Fatalf("get of a missing file: %v, want ErrNotExist", err)
 	}
 	typeLine(t, c, "print(len(open('blob.bin','rb').read()))")
-	expect(t, c, "5000")
+	term.until("5000")
 }
 
 func TestSoftResetKeepsSessions(t *testing.T) {
