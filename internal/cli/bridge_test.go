@@ -19,9 +19,20 @@ import (
 	"webrepl/transport"
 )
 
+// bridgeAddr matches the addresses the bridge command prints.
+var bridgeAddr = regexp.MustCompile(`wss?://\S+`)
+
 // startBridgeCmd runs `webrepl bridge args...` until the test ends and
-// returns the first ws:// address it printed.
+// returns the first ws:// or wss:// address it printed.
 func startBridgeCmd(t *testing.T, env map[string]string, args ...string) string {
+	t.Helper()
+	lines := startBridgeOutput(t, env, bridgeAddr, args...)
+	return bridgeAddr.FindString(lines[len(lines)-1])
+}
+
+// startBridgeOutput runs `webrepl bridge args...` until the test ends and
+// returns the lines it printed up to the first that matches until.
+func startBridgeOutput(t *testing.T, env map[string]string, until *regexp.Regexp, args ...string) []string {
 	t.Helper()
 	for k, v := range env {
 		t.Setenv(k, v)
@@ -41,16 +52,17 @@ func startBridgeCmd(t *testing.T, env map[string]string, args ...string) string 
 			t.Errorf("bridge: %v", err)
 		}
 	})
-	addr := regexp.MustCompile(`ws://\S+`)
+	var lines []string
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
-		if m := addr.FindString(sc.Text()); m != "" {
+		lines = append(lines, sc.Text())
+		if until.MatchString(sc.Text()) {
 			go io.Copy(io.Discard, pr)
-			return m
+			return lines
 		}
 	}
-	t.Fatalf("the bridge printed no address: %v", sc.Err())
-	return ""
+	t.Fatalf("the bridge printed no line matching %s: %v; printed %q", until, sc.Err(), lines)
+	return nil
 }
 
 func TestBridgeCommand(t *testing.T) {

@@ -70,6 +70,11 @@ func clientFlags() []ucli.Flag {
 			Usage:   "WebREPL password (asked for without echo when not given)",
 			EnvVars: []string{"WEBREPL_PASSWORD"},
 		},
+		&ucli.StringFlag{
+			Name:    "tls-fingerprint",
+			Usage:   "trust a wss:// device's TLS certificate if, and only if, its SHA-256 fingerprint is this `HEX` (colons optional), e.g. what 'webrepl bridge --tls-self-signed' prints",
+			EnvVars: []string{"WEBREPL_TLS_FINGERPRINT"},
+		},
 		&ucli.DurationFlag{
 			Name:  "timeout",
 			Usage: "time allowed to connect and log in",
