@@ -60,8 +60,8 @@ type pendingPut struct {
 
 func (p *pendingPut) Write(b []byte) (int, error) { return p.buf.Write(b) }
 
-// Commit writes the file under a temporary name, renames it over the
-// target and checks its SHA-256 on the board.
+// Commit writes the file under a temporary name, checks its SHA-256 on
+// the board and renames it over the target.
 func (p *pendingPut) Commit() error {
 	if p.done {
 		return nil

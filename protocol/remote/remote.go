@@ -8,10 +8,10 @@
 // repr of raw bytes), compressed when the board has the deflate module
 // (each chunk deflated on its own, and sent that way only when that makes
 // it smaller), streamed (memory stays flat whatever the file size, on the
-// host and on the board: see DefaultChunkSize), written under a temporary
-// name and renamed when complete (an interrupted put never leaves a
-// half-written file under the real name), and verified with a SHA-256
-// computed on the board.
+// host and on the board: see DefaultChunkSize), and written under a
+// temporary name whose SHA-256, computed on the board, is checked before
+// it is renamed over the real name: an interrupted or corrupted put never
+// leaves a half-written or wrong file under the real name.
 //
 // At 115200 baud (11520 bytes/s) a put or get of incompressible data runs
 // at about 71% of the line rate (base64 allows 75%), and of Python source
@@ -31,7 +31,8 @@ import (
 
 // Options configure a Board. The zero value of each field is its default.
 type Options struct {
-	// NoVerify skips the SHA-256 check after a put.
+	// NoVerify skips the SHA-256 check of a put's temporary file before
+	// its rename.
 	NoVerify bool
 	// Raw configures the raw REPL. Nil: its defaults.
 	Raw *protocol.RawOptions
