@@ -96,7 +96,7 @@ func (r *resettable) PulseReset(context.Context) error {
 func TestHardResetEndpoint(t *testing.T) {
 	leakcheck.Check(t)
 	// A pseudo-terminal has no modem lines: the bridge says so.
-	_, pcfg := newFakeBoard(t)
+	pico, pcfg := newFakeBoard(t)
 	// A stream that can pulse DTR/RTS.
 	host, dev := net.Pipe()
 	t.Cleanup(func() { dev.Close() })
@@ -134,18 +134,25 @@ func TestHardResetEndpoint(t *testing.T) {
 	}
 	// The client's reset --hard uses the endpoint when the device is a
 	// bridge.
-	hard := func(board string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	hard := func(board string, within time.Duration) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), within)
 		defer cancel()
 		var out, errOut strings.Builder
-		return cli.Run(ctx, []string{"webrepl", "-d", br.URL + board, "-p", testPassword, "reset", "--hard"},
+		err := cli.Run(ctx, []string{"webrepl", "-d", br.URL + board, "-p", testPassword, "reset", "--hard"},
 			cli.IO{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut})
+		return errOut.String(), err
 	}
-	if err := hard("esp"); err != nil {
+	if _, err := hard("esp", 20*time.Second); err != nil {
 		t.Fatalf("webrepl reset --hard: %v", err)
 	}
-	if err := hard("pico"); err == nil || !strings.Contains(err.Error(), "DTR/RTS") {
-		t.Fatalf("webrepl reset --hard on a pty: %v, want an error about DTR/RTS", err)
+	// Without DTR/RTS the client says so and runs machine.reset() through
+	// the raw REPL, which this board never answers.
+	stderr, err := hard("pico", 3*time.Second)
+	if err == nil || !strings.Contains(stderr, "DTR/RTS") {
+		t.Fatalf("webrepl reset --hard on a pty: %v, stderr %q; want a note about DTR/RTS and machine.reset() tried", err, stderr)
+	}
+	if got := pico.waitFor(1, 10*time.Second); !strings.Contains(string(got), "\x03") {
+		t.Fatalf("the pty board got %q, want the raw REPL's Ctrl-C", got)
 	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()

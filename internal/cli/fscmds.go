@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -12,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -476,44 +479,94 @@ func (a *app) getFile(ctx context.Context, b *remote.Board, src, dst string) err
 }
 
 // bridgeReset asks a bridge to hard-reset its board through DTR/RTS
-// (POST /api/reset). A device that is not a bridge (real WebREPL firmware
-// answers no such request) gets machine.reset() instead.
+// (POST /api/reset, with the TLS settings of the WebSocket dial). Only
+// when the device cannot do that does it run machine.reset() instead (see
+// resetAnswer); a refused password or origin, a TLS error or no answer is
+// an error.
 func (a *app) bridgeReset(c *ucli.Context, addr transport.Address) error {
 	password, err := a.password(c)
 	if err != nil {
 		return err
 	}
+	tlsConf, err := tlsConfig(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	defer cancel()
+	fallback, err := postReset(ctx, addr, password, tlsConf)
+	if err != nil {
+		return err
+	}
+	if fallback != "" {
+		fmt.Fprintf(a.io.Stderr, "webrepl: reset: %s: running machine.reset() instead\n", fallback)
+		return a.withBoard(c, func(ctx context.Context, b *remote.Board) error { return b.Reset(ctx, true) })
+	}
+	return nil
+}
+
+// postReset sends POST /api/reset for the board of addr. A non-empty
+// fallback says why the device cannot reset the board that way.
+func postReset(ctx context.Context, addr transport.Address, password string, tlsConf *tls.Config) (fallback string, err error) {
 	scheme := "http"
 	if addr.Scheme == "wss" {
 		scheme = "https"
 	}
 	board, _, _ := strings.Cut(strings.TrimPrefix(addr.Path, "/"), "?")
 	u := scheme + "://" + addr.Host + "/api/reset?board=" + url.QueryEscape(board)
-	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
-	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	if err != nil {
-		return fmt.Errorf("webrepl: reset: %w", err)
+		return "", fmt.Errorf("webrepl: reset: %w", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+password)
-	resp, err := http.DefaultClient.Do(req)
+	// Basic keeps every byte of the password (a Bearer token loses
+	// spaces at its end).
+	req.SetBasicAuth("webrepl", password)
+	tr := &http.Transport{TLSClientConfig: tlsConf}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	resp, err := client.Do(req)
 	if err != nil {
-		// Not an HTTP server: a real device. Reset it from Python.
-		return a.withBoard(c, func(ctx context.Context, b *remote.Board) error { return b.Reset(ctx, true) })
+		// WebREPL firmware may hang up on a request that is not a
+		// WebSocket handshake. It never speaks TLS.
+		if addr.Scheme == "ws" && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+			return "the device is not a bridge (it hung up)", nil
+		}
+		return "", fmt.Errorf("webrepl: reset: %w", err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	msg := strings.TrimSpace(string(body))
-	switch resp.StatusCode {
+	return resetAnswer(resp.StatusCode, strings.TrimSpace(string(body)))
+}
+
+// resetAnswer reads the answer to POST /api/reset. The bridge answers
+// 200 "reset" when it has reset the board, 501 when the port has no
+// DTR/RTS, 404 "no board named ..." for an unknown board. A device that is
+// not a bridge has no such endpoint: an HTTP server answers 404 or 405, a
+// WebREPL server 400 (it speaks WebSocket only), and WebREPL firmware its
+// page (200) to any request that is not a WebSocket handshake. Those
+// (fallback not empty) call for machine.reset(); any other answer is an
+// error.
+func resetAnswer(status int, msg string) (fallback string, err error) {
+	switch status {
 	case http.StatusOK:
-		return nil
-	case http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusBadRequest:
-		if board != "" && strings.HasPrefix(msg, "no board named") {
-			return fmt.Errorf("webrepl: reset: the bridge says: %s", msg)
+		if msg == "reset" {
+			return "", nil
 		}
-		return a.withBoard(c, func(ctx context.Context, b *remote.Board) error { return b.Reset(ctx, true) })
+		return "the device is not a bridge", nil
+	case http.StatusNotImplemented:
+		return "the bridge cannot pulse DTR/RTS on this port (" + msg + ")", nil
+	case http.StatusNotFound:
+		if strings.HasPrefix(msg, "no board named") {
+			return "", fmt.Errorf("webrepl: reset: the bridge says: %s", msg)
+		}
+		return "the device is not a bridge", nil
+	case http.StatusBadRequest, http.StatusMethodNotAllowed:
+		return "the device is not a bridge", nil
 	case http.StatusUnauthorized:
-		return fmt.Errorf("webrepl: reset: the bridge refused the password: %w", protocol.ErrAccessDenied)
+		return "", fmt.Errorf("webrepl: reset: the bridge refused the password: %w", protocol.ErrAccessDenied)
 	}
-	return fmt.Errorf("webrepl: reset: the bridge answered %s: %s", resp.Status, msg)
+	return "", fmt.Errorf("webrepl: reset: the bridge answered %d %s: %s", status, http.StatusText(status), msg)
 }
