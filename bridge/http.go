@@ -16,12 +16,12 @@ import (
 )
 
 // originCheck decides which browser requests the bridge serves.
-// Requests without Origin (non-browser clients) are always served. A
-// request with one must be addressed to a host name the bridge knows to
-// be its own (see ownHost: this defeats DNS rebinding, where a page makes
-// its own name resolve to the bridge's address, so that its origin and the
-// Host header match), and come from the bridge's own origin or a listed
-// one.
+// Requests from other clients (no Origin and no Sec-Fetch-Site header) are
+// always served. A browser's request must be addressed to a host name the
+// bridge knows to be its own (see ownHost: this defeats DNS rebinding,
+// where a page makes its own name resolve to the bridge's address, so that
+// its origin and the Host header match), and one with an Origin must come
+// from the bridge's own origin or a listed one.
 type originCheck struct {
 	any     bool
 	origins map[string]bool // lower-cased origins
@@ -84,14 +84,29 @@ func (o originCheck) ownHost(hostport string) bool {
 	return h == "localhost" || strings.HasSuffix(h, ".localhost") || o.hosts[h]
 }
 
-// refusal says why r is refused ("" when it is allowed).
+// fromBrowser reports whether r comes from a browser: browsers send
+// Origin with every WebSocket handshake and POST, and Sec-Fetch-Site with
+// every request (a same-origin GET, such as a rebound page fetching
+// /healthz, has no Origin).
+func fromBrowser(r *http.Request) bool {
+	return r.Header.Get("Origin") != "" || r.Header.Get("Sec-Fetch-Site") != ""
+}
+
+// hostRefusal says why a browser's request r is refused for its Host
+// header ("" when it is allowed, or r is not a browser's).
+func (o originCheck) hostRefusal(r *http.Request) string {
+	if fromBrowser(r) && !o.ownHost(r.Host) {
+		return "host name not allowed (--allow-host lists more)"
+	}
+	return ""
+}
+
+// refusal says why r, whose Host has passed hostRefusal (Handler checks
+// it on every route), is refused for its Origin ("" when it is allowed).
 func (o originCheck) refusal(r *http.Request) string {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return ""
-	}
-	if !o.ownHost(r.Host) {
-		return "host name not allowed (--allow-host lists more)"
 	}
 	if o.any || o.origins[strings.ToLower(origin)] {
 		return ""
@@ -114,7 +129,17 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("POST /api/reset", s.reset)
 	mux.HandleFunc("/", s.root)
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A browser's request to a host name that is not the bridge's
+		// own is refused on every route: a rebound page could otherwise
+		// read the page and /healthz.
+		if why := s.origin.hostRefusal(r); why != "" {
+			s.log.Warn("request refused: "+why, "remote", r.RemoteAddr, "path", r.URL.Path, "host", r.Host)
+			http.Error(w, "forbidden: "+why, http.StatusForbidden)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) root(w http.ResponseWriter, r *http.Request) {

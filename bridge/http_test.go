@@ -470,12 +470,38 @@ func TestOriginAndHost(t *testing.T) {
 			}
 		})
 	}
+	// A browser's GET of the page or /healthz has no Origin when it is
+	// same-origin, as it is for a rebound page: Sec-Fetch-Site tells a
+	// browser.
+	for _, path := range []string{"/", "/healthz"} {
+		for _, c := range []struct {
+			host, fetchSite string
+			want            int
+		}{
+			{at("evil.example"), "same-origin", http.StatusForbidden},
+			{at("evil.example"), "", http.StatusOK}, // not a browser
+			{br.Addr, "same-origin", http.StatusOK},
+			{at("board.lan"), "none", http.StatusOK},
+		} {
+			req, err := http.NewRequest(http.MethodGet, "http://"+br.Addr+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = c.host
+			if c.fetchSite != "" {
+				req.Header.Set("Sec-Fetch-Site", c.fetchSite)
+			}
+			if got := rawStatus(t, br.Addr, req); got != c.want {
+				t.Errorf("GET %s, Host %s, Sec-Fetch-Site %q: %d, want %d", path, c.host, c.fetchSite, got, c.want)
+			}
+		}
+	}
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rs.resets != resets {
 		t.Errorf("%d resets, want %d", rs.resets, resets)
 	}
-	if !contains(logs.String(), "WebSocket refused: host name not allowed", "reset refused: host name not allowed", "evil.example") {
+	if !contains(logs.String(), "request refused: host name not allowed", "WebSocket refused: origin not allowed", "reset refused: origin not allowed", "evil.example") {
 		t.Errorf("the refusals are not logged:\n%s", logs.String())
 	}
 }
