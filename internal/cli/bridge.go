@@ -195,15 +195,33 @@ const passwordEnv = "WEBREPL_PASSWORD"
 // environment.
 func bridgePassword(c *ucli.Context) (string, error) {
 	path := c.String("password-file")
+	pw, given := passwordFlag(c)
 	switch {
-	case c.IsSet("password") && path != "":
+	case given && path != "":
 		return "", &UsageError{Msg: "give --password or --password-file, not both"}
-	case c.IsSet("password"):
-		return c.String("password"), nil
+	case given:
+		return pw, nil
 	case path == "":
 		return os.Getenv(passwordEnv), nil
 	}
 	return readPasswordFile(path)
+}
+
+// passwordFlag returns the password given with --password or -p, after the
+// command name or before it ("webrepl -p PW bridge", the app's flag). The
+// app's flag also takes WEBREPL_PASSWORD, which urfave/cli does not tell
+// apart from the command line: a value equal to the variable's counts as
+// the variable's.
+func passwordFlag(c *ucli.Context) (string, bool) {
+	if c.IsSet("password") {
+		return c.String("password"), true
+	}
+	for _, p := range c.Lineage()[1:] {
+		if p.IsSet("password") && p.String("password") != os.Getenv(passwordEnv) {
+			return p.String("password"), true
+		}
+	}
+	return "", false
 }
 
 // readPasswordFile returns the first line of the file at path, which must

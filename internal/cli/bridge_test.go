@@ -34,6 +34,13 @@ func startBridgeCmd(t *testing.T, env map[string]string, args ...string) string 
 // returns the lines it printed up to the first that matches until.
 func startBridgeOutput(t *testing.T, env map[string]string, until *regexp.Regexp, args ...string) []string {
 	t.Helper()
+	return startOutput(t, env, until, append([]string{"webrepl", "bridge"}, args...))
+}
+
+// startOutput runs the command line argv (from "webrepl") until the test
+// ends and returns the lines it printed up to the first that matches until.
+func startOutput(t *testing.T, env map[string]string, until *regexp.Regexp, argv []string) []string {
+	t.Helper()
 	for k, v := range env {
 		t.Setenv(k, v)
 	}
@@ -41,7 +48,7 @@ func startBridgeOutput(t *testing.T, env map[string]string, until *regexp.Regexp
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		err := Run(ctx, append([]string{"webrepl", "bridge"}, args...), IO{Stdin: strings.NewReader(""), Stdout: pw, Stderr: io.Discard})
+		err := Run(ctx, argv, IO{Stdin: strings.NewReader(""), Stdout: pw, Stderr: io.Discard})
 		pw.CloseWithError(errors.New("the bridge ended"))
 		done <- err
 	}()
@@ -119,20 +126,24 @@ func TestBridgePasswordPrecedence(t *testing.T) {
 	pwFile := filepath.Join(t.TempDir(), "pw")
 	os.WriteFile(pwFile, []byte("from the file\n"), 0o600)
 	for _, tc := range []struct {
-		name string
-		env  string
-		args []string
-		want string
+		name   string
+		env    string
+		args   []string
+		want   string
+		before []string // flags before the command name
 	}{
-		{"the environment and a file: the file", "from the environment", []string{"--password-file", pwFile}, "from the file"},
-		{"the environment alone", "from the environment", nil, "from the environment"},
-		{"the environment and the flag: the flag", "from the environment", []string{"--password", "from the flag"}, "from the flag"},
-		{"-p and the environment: -p", "from the environment", []string{"-p", "from the flag"}, "from the flag"},
-		{"a file alone", "", []string{"--password-file", pwFile}, "from the file"},
+		{"the environment and a file: the file", "from the environment", []string{"--password-file", pwFile}, "from the file", nil},
+		{"the environment alone", "from the environment", nil, "from the environment", nil},
+		{"the environment and the flag: the flag", "from the environment", []string{"--password", "from the flag"}, "from the flag", nil},
+		{"-p and the environment: -p", "from the environment", []string{"-p", "from the flag"}, "from the flag", nil},
+		{"a file alone", "", []string{"--password-file", pwFile}, "from the file", nil},
+		{"-p before the command name", "from the environment", nil, "from the flag", []string{"-p", "from the flag"}},
+		{"--password before the command name", "", nil, "from the flag", []string{"--password", "from the flag"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			args := append([]string{"--port", echoPort(t), "--listen", "127.0.0.1:0"}, tc.args...)
-			url := startBridgeCmd(t, map[string]string{"WEBREPL_PASSWORD": tc.env}, args...)
+			argv := append(append(append([]string{"webrepl"}, tc.before...), "bridge", "--port", echoPort(t), "--listen", "127.0.0.1:0"), tc.args...)
+			lines := startOutput(t, map[string]string{"WEBREPL_PASSWORD": tc.env}, bridgeAddr, argv)
+			url := bridgeAddr.FindString(lines[len(lines)-1])
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			conn, err := transport.Dial(ctx, url, nil)
