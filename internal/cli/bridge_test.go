@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -82,7 +83,8 @@ func TestBridgeCommand(t *testing.T) {
 	go io.Copy(p, p) // an echo device
 	pwFile := filepath.Join(t.TempDir(), "pw")
 	os.WriteFile(pwFile, []byte("from a file, longer than nine\n"), 0o600)
-	url := startBridgeCmd(t, nil, "--port", p.Name, "--listen", "127.0.0.1:0", "--password-file", pwFile)
+	trace := filepath.Join(t.TempDir(), "trace.log")
+	url := startBridgeCmd(t, nil, "--port", p.Name, "--listen", "127.0.0.1:0", "--password-file", pwFile, "--trace", trace)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	conn, err := transport.Dial(ctx, url, nil)
@@ -103,6 +105,32 @@ func TestBridgeCommand(t *testing.T) {
 			t.Fatalf("%v (got %q)", err, got)
 		}
 		got = append(got, buf[:n]...)
+	}
+	// The trace has both directions of the serial line, and nothing of
+	// the password; only its owner may read it.
+	st, err := os.Stat(trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("the trace file has mode %v, want 0600", st.Mode().Perm())
+	}
+	b, _ := os.ReadFile(trace)
+	line := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z - ([<>]) (\d+) (".*")$`)
+	dirs := map[string]string{} // direction: the bytes, joined
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		m := line.FindStringSubmatch(l)
+		if m == nil {
+			t.Fatalf("a trace line %q is not TIME NAME DIRECTION COUNT QUOTED", l)
+		}
+		s, err := strconv.Unquote(m[3])
+		if err != nil || strconv.Itoa(len(s)) != m[2] {
+			t.Fatalf("a trace line %q: %q (%v) is not %s bytes", l, s, err, m[2])
+		}
+		dirs[m[1]] += s
+	}
+	if dirs[">"] != "echo me" || dirs["<"] != "echo me" || strings.Contains(string(b), "longer than nine") {
+		t.Fatalf("the trace:\n%s", b)
 	}
 }
 
