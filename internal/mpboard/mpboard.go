@@ -63,6 +63,29 @@ type Options struct {
 	// through FS with an error wrapping syscall.ENOSPC. os.statvfs does not
 	// report it. Zero: no limit but Node's memory.
 	FSCapacity int64
+	// InputBuffer, if positive, is the size in bytes of the board's input
+	// buffer, which then loses input as a board's does. Bytes from the
+	// line go into a ring buffer of that size that holds one byte less,
+	// as MicroPython's ringbuf_t (py/ringbuf.h), which the ports fill from
+	// their UART and WebREPL receive handlers; a byte that arrives while
+	// it is full is dropped, as there. The REPL takes bytes from it one at
+	// a time, at most InputRate per second, as a microcontroller busy
+	// echoing and compiling each byte, and none while it runs code. Real
+	// buffers: 256 bytes on the ESP8266 (255 usable: the "pasted code is
+	// cut at about 255 bytes" of WebREPL, micropython#2497 and #16997),
+	// 260 on the ESP32, 512 on the rp2. So a host that writes a paste at
+	// once loses all but its first few hundred bytes, and one that writes
+	// chunks that fit, waiting between them, loses nothing. Each loss is
+	// logged through Logf. It must be at least 2. Zero: no buffer, and no
+	// input is ever lost (it waits in the line, as with flow control).
+	InputBuffer int
+	// InputRate is how many bytes per second the REPL takes at most from
+	// the InputBuffer; it needs an InputBuffer. Zero: 32000, two and a
+	// half times the 12.8 kB/s of a host that writes 128 bytes every
+	// 10 ms, so that such a host never fills the buffer, while one that
+	// writes 2 kB at once overflows a buffer of a few hundred bytes before
+	// the REPL has taken a tenth of it.
+	InputRate int
 	// Link, if set, is the path of a symbolic link to the board's
 	// pseudo-terminal (e.g. DIR/ttyBOARD -> /dev/pts/7), as udev makes
 	// /dev/serial/by-id links: Board.Path is then Link, and stays so across
@@ -142,6 +165,12 @@ func cloneWithDefaults(opts *Options) (Options, error) {
 	if o.FSCapacity < 0 {
 		return o, fmt.Errorf("mpboard: negative FSCapacity %d", o.FSCapacity)
 	}
+	if err := checkInput(o.InputBuffer, o.InputRate); err != nil {
+		return o, err
+	}
+	if o.InputBuffer > 0 && o.InputRate == 0 {
+		o.InputRate = defaultInputRate
+	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
 	}
@@ -153,6 +182,22 @@ func cloneWithDefaults(opts *Options) (Options, error) {
 		o.HarnessDir = dir
 	}
 	return o, nil
+}
+
+// defaultInputRate is Options.InputRate's default, in bytes per second.
+const defaultInputRate = 32000
+
+// checkInput checks Options.InputBuffer and Options.InputRate.
+func checkInput(buffer, rate int) error {
+	switch {
+	case buffer < 0 || buffer == 1:
+		return fmt.Errorf("mpboard: InputBuffer %d, want 0 or at least 2", buffer)
+	case rate < 0:
+		return fmt.Errorf("mpboard: negative InputRate %d", rate)
+	case rate > 0 && buffer == 0:
+		return fmt.Errorf("mpboard: InputRate %d without an InputBuffer", rate)
+	}
+	return nil
 }
 
 // bytesPerSecond is the throttle rate for baud, 0 for none.
@@ -508,6 +553,9 @@ func startProc(o *Options, restore string) (p *proc, err error) {
 	}
 	if o.FSCapacity > 0 {
 		args = append(args, "--fs-capacity="+strconv.FormatInt(o.FSCapacity, 10))
+	}
+	if o.InputBuffer > 0 {
+		args = append(args, "--input-buffer="+strconv.Itoa(o.InputBuffer), "--input-rate="+strconv.Itoa(o.InputRate))
 	}
 	if restore != "" {
 		args = append(args, "--restore="+restore)

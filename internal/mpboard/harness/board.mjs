@@ -27,7 +27,10 @@
 //     to plain raw mode.
 //
 // Input bytes are fed to the REPL one at a time, strictly in order. Output is
-// written to fd 1 as it is produced, unchanged (no line buffering).
+// written to fd 1 as it is produced, unchanged (no line buffering). By
+// default no input is lost: the harness stops reading stdin while much waits
+// (flow control). With --input-buffer it loses input as a board does; see
+// "Input buffer" below.
 //
 // Flags:
 //
@@ -46,6 +49,13 @@
 //                 OSError(28) (ENOSPC), on the file channel with status 28.
 //                 Only writes count: a file that shrinks or goes frees its
 //                 bytes, and os.statvfs does not report the limit.
+//   --input-buffer=N
+//                 the board's input buffer is a ring of N bytes (N >= 2),
+//                 and input that arrives while it is full is lost; see
+//                 "Input buffer" below
+//   --input-rate=R
+//                 with --input-buffer: the REPL takes at most R bytes per
+//                 second from the buffer (default 32000)
 //   --restore=DIR power on with the files of a board that was unplugged:
 //                 copy the tree under the host directory DIR (written by the
 //                 file channel's SAVE op) into the board's file system
@@ -63,6 +73,24 @@
 // diagnostics. The process exits with status 0 when stdin ends (after the
 // input read so far has been handled), and non-zero if the interpreter
 // fails.
+//
+// Input buffer. With --input-buffer=N, bytes from stdin go into a ring of N
+// bytes that holds at most N-1 of them, as MicroPython's ringbuf_t
+// (py/ringbuf.h), which the ports fill from their UART and WebREPL receive
+// handlers; a byte that arrives while the ring is full is dropped, as there
+// (ringbuf_put fails, and the handler goes on). The REPL takes bytes from the
+// ring one at a time, at most R per second (--input-rate), standing for a
+// microcontroller that echoes and compiles each byte: each byte takes 1/R s
+// of the board's time, or longer if the interpreter takes longer (the
+// compile and run at the end of a line or a paste). An idle REPL saves no
+// time for later. Bytes land in the ring when they arrive (the harness lets
+// the event loop turn at least every millisecond while it feeds the REPL),
+// except while the REPL runs code: input that comes meanwhile lands all at
+// once when the code is done, and is lost if it does not fit, as on a board
+// whose REPL is busy. Each loss is logged on stderr. This is the "pasted
+// input is cut at about 255 bytes" of WebREPL (micropython#2497): a host
+// that writes a paste at once loses all but about the first N-1 bytes, while
+// one that waits between chunks small enough to fit loses nothing.
 //
 // File channel. With --fs-channel the host reaches the board's files (the
 // Emscripten MEMFS its Python sees, of the interpreter running at the time:
@@ -146,6 +174,8 @@ const CTRL_E = 0x05;
 const flags = new Set();
 let restoreDir = null; // --restore=DIR
 let fsCapacity = null; // --fs-capacity=N: bytes, or null for no limit
+let inputBuffer = null; // --input-buffer=N: bytes, or null for no loss
+let inputRate = 32000; // --input-rate=R: bytes per second
 for (const f of process.argv.slice(2)) {
   if (f === "--boot-noise" || f === "--no-banner" || f === "--fs-channel") {
     flags.add(f);
@@ -153,6 +183,10 @@ for (const f of process.argv.slice(2)) {
     restoreDir = f.slice("--restore=".length);
   } else if (/^--fs-capacity=\d+$/.test(f)) {
     fsCapacity = Number(f.slice("--fs-capacity=".length));
+  } else if (/^--input-buffer=\d+$/.test(f) && Number(f.slice("--input-buffer=".length)) >= 2) {
+    inputBuffer = Number(f.slice("--input-buffer=".length));
+  } else if (/^--input-rate=[1-9]\d*$/.test(f)) {
+    inputRate = Number(f.slice("--input-rate=".length));
   } else {
     process.stderr.write(`mpboard: unknown flag ${f}\n`);
     process.exit(2);
@@ -925,37 +959,48 @@ process.stderr.write(`mpboard: ready ${outTotal}\n`);
 
 // ---- Input: one byte at a time, in order. ----
 
-const queue = [];
-let queued = 0;
-let ended = false;
-let wake = null;
-const HIGH_WATER = 1 << 16;
+let ended = false; // stdin has ended (or failed)
+let wake = null; // resolves waitInput's promise
 
-process.stdin.on("data", (chunk) => {
-  queue.push(chunk);
-  queued += chunk.length;
-  if (queued > HIGH_WATER) {
-    process.stdin.pause(); // flow control, as a UART's FIFO gives
-  }
+function wakeUp() {
   if (wake) {
     wake();
   }
-});
+}
+
+// waitInput returns once stdin has delivered bytes or ended.
+async function waitInput() {
+  await new Promise((resolve) => {
+    wake = resolve;
+  });
+  wake = null;
+}
+
 process.stdin.on("end", () => {
   ended = true;
-  if (wake) {
-    wake();
-  }
+  wakeUp();
 });
 process.stdin.on("error", (err) => {
   process.stderr.write(`mpboard: stdin: ${err.message}\n`);
   ended = true;
-  if (wake) {
-    wake();
-  }
+  wakeUp();
 });
 
-try {
+// feedQueued feeds every byte from stdin to the REPL, losing none: while
+// much waits, it stops reading stdin (flow control, as a UART's FIFO
+// gives).
+async function feedQueued() {
+  const queue = [];
+  let queued = 0;
+  const HIGH_WATER = 1 << 16;
+  process.stdin.on("data", (chunk) => {
+    queue.push(chunk);
+    queued += chunk.length;
+    if (queued > HIGH_WATER) {
+      process.stdin.pause();
+    }
+    wakeUp();
+  });
   for (;;) {
     while (queue.length > 0) {
       const chunk = queue.shift();
@@ -970,12 +1015,98 @@ try {
       }
     }
     if (ended) {
-      break;
+      return;
     }
-    await new Promise((resolve) => {
-      wake = resolve;
-    });
-    wake = null;
+    await waitInput();
+  }
+}
+
+// Ring is a board's input buffer: size bytes that hold at most size-1, as
+// MicroPython's ringbuf_t (py/ringbuf.h).
+class Ring {
+  constructor(size) {
+    this.buf = new Uint8Array(size);
+    this.iget = 0;
+    this.iput = 0;
+  }
+
+  empty() {
+    return this.iget === this.iput;
+  }
+
+  // put stores c and reports whether it fit; a full ring drops it.
+  put(c) {
+    const next = this.iput + 1 === this.buf.length ? 0 : this.iput + 1;
+    if (next === this.iget) {
+      return false;
+    }
+    this.buf[this.iput] = c;
+    this.iput = next;
+    return true;
+  }
+
+  // get takes the oldest byte; the ring must not be empty.
+  get() {
+    const c = this.buf[this.iget];
+    this.iget = this.iget + 1 === this.buf.length ? 0 : this.iget + 1;
+    return c;
+  }
+}
+
+// feedBuffered feeds stdin to the REPL through an input buffer of size
+// bytes, at most rate bytes per second, losing what does not fit: see
+// "Input buffer" in the header.
+async function feedBuffered(size, rate) {
+  const ring = new Ring(size);
+  process.stdin.on("data", (chunk) => {
+    let lost = 0;
+    for (const c of chunk) {
+      if (!ring.put(c)) {
+        lost++;
+      }
+    }
+    if (lost > 0) {
+      process.stderr.write(`mpboard: input buffer full: dropped ${lost} of ${chunk.length} bytes\n`);
+    }
+    wakeUp();
+  });
+  const perByte = 1000 / rate; // ms of the board's time per byte
+  let next = 0; // when (performance.now()) the REPL may take the next byte
+  let turned = performance.now(); // when the event loop last turned
+  for (;;) {
+    if (ring.empty()) {
+      flush();
+      if (ended) {
+        return;
+      }
+      await waitInput();
+      turned = performance.now();
+      next = Math.max(next, turned); // an idle REPL saves no time
+      continue;
+    }
+    const now = performance.now();
+    if (next > now || now - turned >= 1) {
+      // Let the event loop turn, so that bytes arrive when they come, at
+      // least every millisecond, and wait until the board is ready for
+      // the next byte.
+      flush();
+      await new Promise((resolve) => (next > now ? setTimeout(resolve, next - now) : setImmediate(resolve)));
+      turned = performance.now();
+      continue;
+    }
+    // The byte's turn came at next, perhaps a little before now: a timer
+    // fires late, and the board catches up on what it would have taken.
+    await feed(ring.get());
+    pollFilesSoon();
+    next += Math.max(perByte, performance.now() - now);
+  }
+}
+
+try {
+  if (inputBuffer === null) {
+    await feedQueued();
+  } else {
+    await feedBuffered(inputBuffer, inputRate);
   }
 } catch (err) {
   flush();
