@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -46,13 +47,16 @@ const defaultBaud = 115200
 //
 // Read blocks until at least one byte arrives; it never returns (0, nil).
 // Close may be called from another goroutine and makes a pending Read
-// return an error wrapping net.ErrClosed; it is idempotent. A Write blocked
-// on a full output buffer is not interrupted by Close. After the device is
+// return an error wrapping net.ErrClosed; it is idempotent. On Linux the
+// port is read and written through the Go runtime's poller (see pollFile),
+// and Close interrupts a Write blocked on a full output buffer too;
+// elsewhere such a Write is not interrupted. After the device is
 // unplugged, Read returns a *SerialError saying so (wrapping net.ErrClosed).
 // One goroutine may read while another writes.
 type Serial struct {
 	path   string
 	port   serial.Port // never handed out
+	f      *os.File    // the port's descriptor on the runtime's poller (Linux), or nil: see pollFile
 	closed atomic.Bool
 	once   sync.Once
 	err    error // from the first Close
@@ -95,7 +99,7 @@ func OpenSerial(path string, opts *SerialOptions) (*Serial, error) {
 		p.Close()
 		return nil, &SerialError{Op: "open", Path: path, Err: portError(err, false)}
 	}
-	return &Serial{path: path, port: p}, nil
+	return &Serial{path: path, port: p, f: pollFile(p)}, nil
 }
 
 // isInvalidPort reports whether err is go.bug.st/serial's InvalidSerialPort,
@@ -122,6 +126,13 @@ func (s *Serial) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if s.f != nil {
+		n, err := s.f.Read(p)
+		if err != nil {
+			return n, &SerialError{Op: "read", Path: s.path, Err: fileError(err, s.closed.Load())}
+		}
+		return n, nil
+	}
 	for range maxEmptyReads {
 		n, err := s.port.Read(p)
 		if err != nil {
@@ -142,6 +153,13 @@ func (s *Serial) Read(p []byte) (int, error) {
 
 // Write writes all of p, or returns an error.
 func (s *Serial) Write(p []byte) (int, error) {
+	if s.f != nil {
+		n, err := s.f.Write(p)
+		if err != nil {
+			return n, &SerialError{Op: "write", Path: s.path, Err: fileError(err, s.closed.Load())}
+		}
+		return n, nil
+	}
 	done := 0
 	for done < len(p) {
 		n, err := s.port.Write(p[done:])
@@ -181,6 +199,9 @@ func (s *Serial) setLine(op string, set func(bool) error, on bool) error {
 func (s *Serial) Close() error {
 	s.once.Do(func() {
 		s.closed.Store(true)
+		if s.f != nil {
+			s.f.Close() // unblocks a pending Read or Write
+		}
 		if err := s.port.Close(); err != nil {
 			s.err = &SerialError{Op: "close", Path: s.path, Err: portError(err, true)}
 		}
@@ -224,6 +245,24 @@ func portErrorCode(code serial.PortErrorCode, pe error, closedByUs bool) error {
 		return errDisconnected{}
 	}
 	return pe
+}
+
+// fileError maps an error of the port's *os.File (see pollFile) to what
+// the library's own reads would have given: end of file, which is how
+// Linux reports an unplugged device, is errDisconnected, and any error
+// after Close is net.ErrClosed.
+func fileError(err error, closedByUs bool) error {
+	switch {
+	case closedByUs:
+		return net.ErrClosed
+	case err == io.EOF:
+		return errDisconnected{}
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err // the errno: the path is in the SerialError
+	}
+	return err
 }
 
 // errDisconnected: the port went away under us (on Linux, a read of zero

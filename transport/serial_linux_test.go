@@ -232,3 +232,36 @@ func TestDialSerialNoAnswer(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// TestSerialUsesPoller: on Linux the port is read and written through the
+// runtime's poller (see pollFile). Should go.bug.st/serial keep its
+// descriptor elsewhere in a later version, reads fall back to the
+// library's and this test says so.
+func TestSerialUsesPoller(t *testing.T) {
+	leakCheck(t)
+	p := openPty(t)
+	s, err := OpenSerial(p.Name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.f == nil {
+		t.Fatal("the port is not on the poller: go.bug.st/serial's unixPort has no int field 'handle' any more")
+	}
+	// A write that cannot finish (1 MiB, far more than the line's
+	// buffers hold, and nobody reads the other side) is interrupted by
+	// Close.
+	started := make(chan struct{})
+	done := goAsync(t, func() error {
+		close(started)
+		_, err := s.Write(make([]byte, 1<<20))
+		return err
+	}, s)
+	<-started
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := recvErr(t, done); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("the blocked write returned %v, want net.ErrClosed", err)
+	}
+}
