@@ -42,7 +42,7 @@ func bridgeCommand(a *app) *ucli.Command {
 			&ucli.StringFlag{Name: "tls-cert", Usage: "TLS certificate (PEM) for wss:// and https://"},
 			&ucli.StringFlag{Name: "tls-key", Usage: "TLS private key (PEM)"},
 			&ucli.BoolFlag{Name: "tls-self-signed", Usage: "make a self-signed TLS certificate and print its fingerprint"},
-			&ucli.IntFlag{Name: "threads", Usage: "threads running Go code (GOMAXPROCS; default one per core); 1 costs less CPU per byte but adds latency"},
+			&ucli.IntFlag{Name: "threads", Value: 1, Usage: "threads running Go code (GOMAXPROCS; 0: one per core, or $GOMAXPROCS); one is cheapest and fastest for a few boards"},
 			&ucli.StringFlag{Name: "trace", Usage: "append a timestamped capture of all serial traffic to this `FILE`"},
 			&ucli.BoolFlag{Name: "json-log", Usage: "log as JSON lines"},
 			&ucli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "debug logs"},
@@ -76,12 +76,16 @@ func (a *app) bridge(c *ucli.Context) error {
 	if err != nil {
 		return &UsageError{Msg: err.Error()}
 	}
-	// The bridge's goroutines hand each chunk of output to one another: on
-	// one thread that costs no cross-thread wake-ups (a third less CPU per
-	// byte), but a keystroke's echo waits longer (docs/benchmarks.md).
-	if threads := c.Int("threads"); threads < 0 {
+	// The bridge's goroutines hand each chunk of output and each keystroke
+	// to one another: on one thread that costs no cross-thread wake-ups,
+	// which makes both the CPU per byte and a keystroke's echo smaller
+	// (docs/benchmarks.md). The board's and the clients' reads wait in the
+	// runtime's poller, so they hold no thread.
+	threads := c.Int("threads")
+	switch {
+	case threads < 0:
 		return &UsageError{Msg: "--threads must be 0 (one per core) or more"}
-	} else if threads > 0 {
+	case threads > 0 && (c.IsSet("threads") || os.Getenv("GOMAXPROCS") == ""):
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
 	}
 
