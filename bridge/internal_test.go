@@ -43,8 +43,11 @@ func FuzzTrackMode(f *testing.F) {
 		if r != p && l.rawMode != (r > p) {
 			t.Fatalf("%q split at %d: raw %v, want %v", out, cut, l.rawMode, r > p)
 		}
-		if len(l.modeTail) > len(rawBanner) {
-			t.Fatalf("tail grew to %d bytes", len(l.modeTail))
+		if len(l.recent) > recentSize {
+			t.Fatalf("the kept output grew to %d bytes", len(l.recent))
+		}
+		if want := bytes.HasSuffix(out, promptEnd); l.atPrompt != want && len(out[cut:]) > 0 {
+			t.Fatalf("%q split at %d: at the prompt %v, want %v", out, cut, l.atPrompt, want)
 		}
 	})
 }

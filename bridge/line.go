@@ -58,7 +58,8 @@ type line struct {
 	op       *opInput // non-nil while a file operation reads the board
 	rawMode  bool     // the terminal output says the board is in the raw REPL
 	atPrompt bool     // the terminal output ends with the friendly prompt: the board is idle
-	modeTail []byte   // the end of the terminal output, for markers split across reads
+	recent   []byte   // the end of the terminal output (recentSize bytes), for markers split across reads
+	edge     []byte   // trackMode's scratch buffer
 
 	in  *inputQueue
 	hub hub
@@ -243,42 +244,68 @@ var (
 	friendlyPrompt = []byte("\r\n>>> ")
 )
 
-// trackMode follows, from the terminal output, whether a client has put
-// the board in the raw REPL, so that a file operation leaves the board in
-// the mode it found it in. The caller holds dmu. It looks at the end of
-// the previous output joined to the start of p (markers split across
-// reads), then at p itself, without copying p.
+// trackMode follows the terminal output: whether a client has put the
+// board in the raw REPL (so that a file operation leaves the board in the
+// mode it found it in), whether the board waits at its prompt, and the
+// version its banner tells. The caller holds dmu.
+//
+// Every marker it looks for ends in '>' or in "> ", so output without a
+// '>' near its end or in it (most of a flood) costs one vectorised scan.
+// A marker may be split across reads: the previous output's end, kept in
+// recent, is searched joined to the start of p, without copying p.
 func (l *line) trackMode(p []byte) {
+	if len(p) == 0 {
+		return
+	}
 	k := len(rawBanner) - 1 // a marker split across reads has at most k bytes before p
-	edge := append(l.modeTail, p[:min(k, len(p))]...)
-	tail := len(l.modeTail)
-	rawEnd, friendlyEnd := -1, -1
-	for _, m := range []struct {
-		marker []byte
-		end    *int
-	}{{rawBanner, &rawEnd}, {friendlyPrompt, &friendlyEnd}} {
-		if i := lastIndex(p, m.marker); i >= 0 {
-			*m.end = tail + i + len(m.marker)
-		} else if i := lastIndex(edge, m.marker); i >= 0 {
-			*m.end = i + len(m.marker)
+	tail := l.recent[max(0, len(l.recent)-k):]
+	edge := append(append(l.edge[:0], tail...), p[:min(k, len(p))]...)
+	l.edge = edge
+	if bytes.IndexByte(p, '>') >= 0 || bytes.IndexByte(tail, '>') >= 0 {
+		rawEnd, friendlyEnd := -1, -1
+		for _, m := range []struct {
+			marker []byte
+			end    *int
+		}{{rawBanner, &rawEnd}, {friendlyPrompt, &friendlyEnd}} {
+			if i := lastIndex(p, m.marker); i >= 0 {
+				*m.end = len(tail) + i + len(m.marker)
+			} else if i := lastIndex(edge, m.marker); i >= 0 {
+				*m.end = i + len(m.marker)
+			}
+		}
+		switch {
+		case rawEnd > friendlyEnd:
+			l.rawMode = true
+		case friendlyEnd > rawEnd:
+			l.rawMode = false
 		}
 	}
-	switch {
-	case rawEnd > friendlyEnd:
-		l.rawMode = true
-	case friendlyEnd > rawEnd:
-		l.rawMode = false
-	}
-	if len(p) > 0 {
-		l.atPrompt = bytes.HasSuffix(edge, promptEnd) || bytes.HasSuffix(p, promptEnd)
-	}
-	l.noteVersion(edge)
-	l.noteVersion(p)
-	if len(p) >= k {
-		l.modeTail = append(edge[:0], p[len(p)-k:]...)
+	// The output ends where p ends: in edge only when p is within it.
+	if len(p) <= k {
+		l.atPrompt = bytes.HasSuffix(edge, promptEnd)
 	} else {
-		l.modeTail = append(edge[:0], edge[max(0, len(edge)-k):]...)
+		l.atPrompt = bytes.HasSuffix(p, promptEnd)
 	}
+	if l.atPrompt && l.versionUnknown() {
+		// The banner comes just before the prompt that follows it.
+		l.edge = append(append(l.edge[:0], l.recent...), p[max(0, len(p)-recentSize):]...)
+		l.noteVersion(l.edge)
+	}
+	l.keepRecent(p)
+}
+
+// recentSize is how much of the terminal output trackMode keeps: more
+// than a banner line and the prompt after it.
+const recentSize = 256
+
+// keepRecent keeps the last recentSize bytes of the output, p last.
+func (l *line) keepRecent(p []byte) {
+	if len(p) >= recentSize {
+		l.recent = append(l.recent[:0], p[len(p)-recentSize:]...)
+		return
+	}
+	drop := max(0, len(l.recent)+len(p)-recentSize)
+	l.recent = append(l.recent[:copy(l.recent, l.recent[drop:])], p...)
 }
 
 // promptEnd is how the friendly prompt ends: output that ends with it
@@ -287,21 +314,24 @@ var promptEnd = []byte(">>> ")
 
 // The banner the board prints at start-up, after a soft reset and when it
 // leaves the raw REPL: "MicroPython v1.27.0 on 2025-12-10; ...".
-var (
-	bannerStart = []byte("MicroPython v")
-	bannerRE    = regexp.MustCompile(`MicroPython v(\d{1,3})\.(\d{1,3})\.(\d{1,3})`)
-)
+var bannerRE = regexp.MustCompile(`MicroPython v(\d{1,3})\.(\d{1,3})\.(\d{1,3})`)
 
-// noteVersion learns the board's version from a banner in its output.
+// versionUnknown reports whether the board's version is still to be
+// learnt.
+func (l *line) versionUnknown() bool {
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	return l.version == (protocol.Version{})
+}
+
+// noteVersion learns the board's version from the last banner in p.
 func (l *line) noteVersion(p []byte) {
-	if !bytes.Contains(p, bannerStart) {
-		return
-	}
-	m := bannerRE.FindSubmatch(p)
+	m := bannerRE.FindAllSubmatch(p, -1)
 	if m == nil {
 		return
 	}
-	v, err := parseVersion(string(m[1]) + "." + string(m[2]) + "." + string(m[3]))
+	last := m[len(m)-1]
+	v, err := parseVersion(string(last[1]) + "." + string(last[2]) + "." + string(last[3]))
 	if err != nil {
 		return
 	}
