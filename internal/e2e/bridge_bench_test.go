@@ -40,7 +40,9 @@ import (
 //   - BenchmarkOutput: outputMiB flooded by the device per op. direct: read
 //     from the pseudo-terminal; bridge-1: one logged-in client; bridge-100:
 //     100 logged-in observers, each receiving every byte (MB/s is per
-//     client). Reports x-direct, MB/s over direct's.
+//     client). Reports x-direct, MB/s over direct's. bridge-100-at-1MBps:
+//     1 MiB per op at a USB board's pace to 100 observers; x-board-rate is
+//     the observers' rate over the board's.
 //   - BenchmarkBridgeProcess: the bridge as its own process (webrepl
 //     bridge, built into a temporary directory) so that its memory and CPU
 //     are its own: rss-idle-MiB, rss-per-observer-KiB (100 idle observers),
@@ -271,6 +273,33 @@ func BenchmarkOutput(b *testing.B) {
 			}
 		})
 	}
+	// A board as fast as full-speed USB gets in practice (about 1 MB/s):
+	// every observer should keep up with it.
+	b.Run("bridge-100-at-1MBps", func(b *testing.B) {
+		const n, rate = 1 << 20, 1e6
+		dev := startEchoDev(b)
+		url := startBridge(b, dev.Path, observers+1, 0)
+		readers := connectReaders(b, dev, url, observers, true)
+		b.SetBytes(n)
+		var boardTime time.Duration
+		for b.Loop() {
+			errc := make(chan error, 1)
+			go func() {
+				t := time.Now()
+				err := dev.FloodAt(n, rate)
+				boardTime += time.Since(t)
+				errc <- err
+			}()
+			if err := readEach(readers, n); err != nil {
+				b.Fatal(err)
+			}
+			if err := <-errc; err != nil {
+				b.Fatal(err)
+			}
+		}
+		// How fast each observer received, over how fast the board sent.
+		b.ReportMetric(boardTime.Seconds()/b.Elapsed().Seconds(), "x-board-rate")
+	})
 }
 
 // frameReader is a logged-in WebREPL session read as raw frames: the

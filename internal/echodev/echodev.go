@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 
 	"webrepl/internal/pty"
 )
@@ -126,16 +127,38 @@ func (d *Device) Write(p []byte) (int, error) {
 // Close is called meanwhile, it stops and returns an error matching
 // os.ErrClosed. Floods from several goroutines at once interleave in 32 KiB
 // pieces.
-func (d *Device) Flood(n int64) error {
+func (d *Device) Flood(n int64) error { return d.FloodAt(n, 0) }
+
+// pacedChunk is how much a paced flood writes at a time, as a board on
+// USB sends a packet or two of output at a time.
+const pacedChunk = 1 << 10
+
+// FloodAt is Flood at a board's pace: bytesPerSecond on average, in
+// 1 KiB writes at even times (each write as late as the pace asks, never
+// ahead of it). A bytesPerSecond of zero or less means as fast as the
+// pseudo-terminal takes it.
+func (d *Device) FloodAt(n int64, bytesPerSecond float64) error {
 	if n < 0 {
 		return fmt.Errorf("echodev: flood: negative count %d", n)
 	}
-	for n > 0 {
-		k := int(min(n, int64(len(floodData))))
-		if _, err := d.write(floodData[:k]); err != nil {
+	chunk, start, sent := int64(len(floodData)), time.Now(), int64(0)
+	if bytesPerSecond > 0 {
+		chunk = pacedChunk
+	}
+	for sent < n {
+		if bytesPerSecond > 0 {
+			due := start.Add(time.Duration(float64(sent) / bytesPerSecond * float64(time.Second)))
+			time.Sleep(time.Until(due))
+		}
+		k := min(n-sent, chunk)
+		// floodData starts and ends with whole lines, and chunk divides
+		// it, so the output is FloodLine repeated whatever the chunks.
+		off := sent % int64(len(floodData))
+		k = min(k, int64(len(floodData))-off)
+		if _, err := d.write(floodData[off : off+k]); err != nil {
 			return fmt.Errorf("echodev: flood: %w", err)
 		}
-		n -= int64(k)
+		sent += k
 	}
 	return nil
 }

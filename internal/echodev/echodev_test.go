@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"testing"
+	"time"
 
 	"webrepl/internal/echodev"
 	"webrepl/internal/leakcheck"
@@ -93,6 +94,32 @@ func TestFloodDeliversExactlyN(t *testing.T) {
 		if b[0] != '<' {
 			t.Fatalf("flood of %d: after it came %q, want only the echoed '<'", n, b[0])
 		}
+	}
+}
+
+// TestFloodAtKeepsThePace: a paced flood is the same bytes, and never
+// ahead of its pace (a lower bound on its duration, which a loaded
+// machine only makes longer).
+func TestFloodAtKeepsThePace(t *testing.T) {
+	leakcheck.Check(t)
+	dev, rw := start(t)
+	const n, rate = 100<<10 + 3, 1e6 // 0.1 s
+	start := time.Now()
+	errc := make(chan error, 1)
+	go func() { errc <- dev.FloodAt(n, rate) }()
+	got := make([]byte, n)
+	if _, err := io.ReadFull(rw, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want(n)) {
+		t.Fatal("a paced flood is not FloodLine repeated")
+	}
+	// The last 1 KiB write is due at (n - 1 KiB) / rate.
+	if min := time.Duration(float64(n-1<<10) / rate * float64(time.Second)); time.Since(start) < min {
+		t.Fatalf("%d bytes at %.0f B/s took %v, less than %v", n, rate, time.Since(start), min)
 	}
 }
 
