@@ -75,9 +75,11 @@ type Options struct {
 	// cut at about 255 bytes" of WebREPL, micropython#2497 and #16997),
 	// 260 on the ESP32, 512 on the rp2. So a host that writes a paste at
 	// once loses all but its first few hundred bytes, and one that writes
-	// chunks that fit, waiting between them, loses nothing. Each loss is
-	// logged through Logf. It must be at least 2. Zero: no buffer, and no
-	// input is ever lost (it waits in the line, as with flow control).
+	// chunks that fit, waiting between them, loses nothing, also when the
+	// machine is busy: the harness makes up for stalls of Node (of some
+	// 70 ms at most), which a board does not have (see board.mjs). Each loss
+	// is logged through Logf. It must be at least 2. Zero: no buffer, and
+	// no input is ever lost (it waits in the line, as with flow control).
 	InputBuffer int
 	// InputRate is how many bytes per second the REPL takes at most from
 	// the InputBuffer; it needs an InputBuffer. Zero: 32000, two and a

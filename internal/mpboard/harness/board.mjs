@@ -82,12 +82,14 @@
 // ring one at a time, at most R per second (--input-rate), standing for a
 // microcontroller that echoes and compiles each byte: each byte takes 1/R s
 // of the board's time, or longer if the interpreter takes longer (the
-// compile and run at the end of a line or a paste). An idle REPL saves no
-// time for later. Bytes land in the ring when they arrive (the harness lets
-// the event loop turn at least every millisecond while it feeds the REPL),
-// except while the REPL runs code: input that comes meanwhile lands all at
-// once when the code is done, and is lost if it does not fit, as on a board
-// whose REPL is busy. Each loss is logged on stderr. This is the "pasted
+// compile and run at the end of a line or a paste), and an idle REPL saves
+// no time for later. Bytes land in the ring when they arrive (the harness
+// lets the event loop turn at least every millisecond while it feeds the
+// REPL), except while the REPL runs code that holds the event loop: input
+// that comes meanwhile lands all at once when the code is done, and is lost
+// if it does not fit, as on a board whose REPL is busy. The harness makes up
+// for stalls of its own (Node not getting the CPU), which a board does not
+// have: see InputBuffer. Each loss is logged on stderr. This is the "pasted
 // input is cut at about 255 bytes" of WebREPL (micropython#2497): a host
 // that writes a paste at once loses all but about the first N-1 bytes, while
 // one that waits between chunks small enough to fit loses nothing.
@@ -1021,84 +1023,160 @@ async function feedQueued() {
   }
 }
 
-// Ring is a board's input buffer: size bytes that hold at most size-1, as
-// MicroPython's ringbuf_t (py/ringbuf.h).
-class Ring {
-  constructor(size) {
-    this.buf = new Uint8Array(size);
-    this.iget = 0;
-    this.iput = 0;
+// HEARTBEAT_MS is how often the harness notes that it runs when it has
+// an input buffer, and STALL_SLACK_MS how late a timer may fire without that
+// being a stall of the host (see InputBuffer).
+const HEARTBEAT_MS = 4;
+const STALL_SLACK_MS = 2;
+
+// CATCH_UP_MS is the most of the board's time that InputBuffer counts as
+// spent taking bytes the harness has not fed yet: enough for a host that
+// writes 128 bytes every 10 ms to get through a stall of Node of 70 ms or
+// so, little enough that a write of a few kB at once is cut whenever it
+// comes.
+const CATCH_UP_MS = 32;
+
+// InputBuffer is a board's input buffer (--input-buffer): size bytes that
+// hold at most size-1, as MicroPython's ringbuf_t (py/ringbuf.h), which the
+// REPL takes from at most rate bytes per second.
+//
+// Whether a byte fits is decided when it arrives, on the board's clock: the
+// bytes the REPL would have taken by then (the feeding loop may lag a
+// little behind, e.g. a timer that fires late) count as taken already. And
+// a board runs all the time, while the harness does not when the host
+// starves Node of the CPU: input that came meanwhile arrives all at once.
+// So when the harness finds it has not run for a while (a heartbeat fires
+// late) and input arrives just then at an idle REPL, the board is taken to
+// have started on it when the stall began. Either way the board's time
+// made up for is at most CATCH_UP_MS: a write of a few kB at once is cut
+// all the same, stall or not.
+class InputBuffer {
+  constructor(size, rate) {
+    this.size = size;
+    this.perByte = 1000 / rate; // ms of the board's time per byte
+    this.buf = new Uint8Array(Math.max(size, 4096)); // grows past size only for bytes counted as taken
+    this.head = 0;
+    this.len = 0;
+    this.next = 0; // when (performance.now()) the REPL may take the next byte
+    this.seen = performance.now(); // when the harness last noted it ran
+    this.stall = 0; // ms of the last stall of the host
+    this.stallEnd = -Infinity; // when it ended
+    this.feeding = false; // the REPL is handling a byte (e.g. running code that sleeps)
   }
 
-  empty() {
-    return this.iget === this.iput;
-  }
-
-  // put stores c and reports whether it fit; a full ring drops it.
-  put(c) {
-    const next = this.iput + 1 === this.buf.length ? 0 : this.iput + 1;
-    if (next === this.iget) {
-      return false;
+  // ran notes that the harness runs at now, and a stall if it had not run
+  // for longer than the heartbeat allows.
+  ran(now) {
+    const stall = now - this.seen - HEARTBEAT_MS - STALL_SLACK_MS;
+    this.seen = now;
+    if (stall > 0) {
+      this.stall = stall;
+      this.stallEnd = now;
     }
-    this.buf[this.iput] = c;
-    this.iput = next;
-    return true;
   }
 
-  // get takes the oldest byte; the ring must not be empty.
-  get() {
-    const c = this.buf[this.iget];
-    this.iget = this.iget + 1 === this.buf.length ? 0 : this.iget + 1;
+  // busy notes that the REPL (not the host) held the harness until now.
+  busy(now) {
+    this.seen = now;
+  }
+
+  // arrive stores the bytes of chunk that fit and returns how many did not.
+  arrive(chunk, now) {
+    this.ran(now);
+    if (this.len === 0 && !this.feeding) {
+      // An idle REPL starts on these bytes now, or when a stall that ended
+      // just now began.
+      const stall = now - this.stallEnd <= HEARTBEAT_MS + STALL_SLACK_MS ? this.stall : 0;
+      this.next = Math.max(this.next, now - Math.min(stall, CATCH_UP_MS));
+    }
+    this.stall = 0;
+    // A REPL that is running code takes nothing meanwhile.
+    const behind = Math.min(now - this.next, CATCH_UP_MS);
+    const taken = this.feeding ? 0 : Math.max(0, Math.floor(behind / this.perByte));
+    let lost = 0;
+    for (const c of chunk) {
+      if (this.len - Math.min(taken, this.len) >= this.size - 1) {
+        lost++;
+        continue;
+      }
+      if (this.len === this.buf.length) {
+        this.grow();
+      }
+      this.buf[(this.head + this.len) % this.buf.length] = c;
+      this.len++;
+    }
+    return lost;
+  }
+
+  grow() {
+    const bigger = new Uint8Array(this.buf.length * 2);
+    for (let k = 0; k < this.len; k++) {
+      bigger[k] = this.buf[(this.head + k) % this.buf.length];
+    }
+    this.buf = bigger;
+    this.head = 0;
+  }
+
+  // take removes and returns the oldest byte; the buffer must not be empty.
+  take() {
+    const c = this.buf[this.head];
+    this.head = (this.head + 1) % this.buf.length;
+    this.len--;
     return c;
   }
 }
 
 // feedBuffered feeds stdin to the REPL through an input buffer of size
 // bytes, at most rate bytes per second, losing what does not fit: see
-// "Input buffer" in the header.
+// "Input buffer" in the header and InputBuffer.
 async function feedBuffered(size, rate) {
-  const ring = new Ring(size);
+  const input = new InputBuffer(size, rate);
   process.stdin.on("data", (chunk) => {
-    let lost = 0;
-    for (const c of chunk) {
-      if (!ring.put(c)) {
-        lost++;
-      }
-    }
+    const lost = input.arrive(chunk, performance.now());
     if (lost > 0) {
       process.stderr.write(`mpboard: input buffer full: dropped ${lost} of ${chunk.length} bytes\n`);
     }
     wakeUp();
   });
-  const perByte = 1000 / rate; // ms of the board's time per byte
-  let next = 0; // when (performance.now()) the REPL may take the next byte
+  const heartbeat = setInterval(() => input.ran(performance.now()), HEARTBEAT_MS);
   let turned = performance.now(); // when the event loop last turned
-  for (;;) {
-    if (ring.empty()) {
-      flush();
-      if (ended) {
-        return;
+  try {
+    for (;;) {
+      if (input.len === 0) {
+        flush();
+        if (ended) {
+          return;
+        }
+        await waitInput();
+        turned = performance.now();
+        continue;
       }
-      await waitInput();
-      turned = performance.now();
-      next = Math.max(next, turned); // an idle REPL saves no time
-      continue;
+      const now = performance.now();
+      if (input.next > now || now - turned >= 1) {
+        // Let the event loop turn, so that bytes arrive when they come, at
+        // least every millisecond, and wait until the board is ready for
+        // the next byte.
+        flush();
+        const wait = input.next - now;
+        await new Promise((resolve) => (wait > 0 ? setTimeout(resolve, wait) : setImmediate(resolve)));
+        turned = performance.now();
+        continue;
+      }
+      // The byte's turn came at input.next, perhaps before now: the board
+      // catches up on what it would have taken meanwhile.
+      input.feeding = true;
+      try {
+        await feed(input.take());
+      } finally {
+        input.feeding = false;
+      }
+      pollFilesSoon();
+      const done = performance.now();
+      input.busy(done);
+      input.next += Math.max(input.perByte, done - now);
     }
-    const now = performance.now();
-    if (next > now || now - turned >= 1) {
-      // Let the event loop turn, so that bytes arrive when they come, at
-      // least every millisecond, and wait until the board is ready for
-      // the next byte.
-      flush();
-      await new Promise((resolve) => (next > now ? setTimeout(resolve, next - now) : setImmediate(resolve)));
-      turned = performance.now();
-      continue;
-    }
-    // The byte's turn came at next, perhaps a little before now: a timer
-    // fires late, and the board catches up on what it would have taken.
-    await feed(ring.get());
-    pollFilesSoon();
-    next += Math.max(perByte, performance.now() - now);
+  } finally {
+    clearInterval(heartbeat);
   }
 }
 
