@@ -67,7 +67,7 @@ func TestPasteArrivesWhole(t *testing.T) {
 		if _, err := c.WriteContext(ctx, []byte(text)); err != nil {
 			t.Fatal(err)
 		}
-		out := lf(expect(t, c, ">>> ")) // the paste has run
+		out := lfOnly(expect(t, c, ">>> ")) // the paste has run
 		if !strings.Contains(out, "\n"+result) || strings.Contains(out, "Error") {
 			t.Errorf("the paste did not run whole: the board printed %q, want %q and no error", out, result)
 		}
@@ -82,7 +82,7 @@ func TestPasteArrivesWhole(t *testing.T) {
 		l.write(t, "\x05")
 		l.until(ctx, t, "=== ")
 		l.write(t, text)
-		out := lf(l.recoverPrompt(ctx, t))
+		out := lfOnly(l.recoverPrompt(ctx, t))
 		if strings.Contains(out, "\n"+result) {
 			t.Fatalf("the paste written at once ran whole: the board printed %q; the input buffer lost nothing", out)
 		}
@@ -92,8 +92,8 @@ func TestPasteArrivesWhole(t *testing.T) {
 	})
 }
 
-// lf turns the board's line endings into \n.
-func lf(s string) string { return strings.ReplaceAll(s, "\r\n", "\n") }
+// lfOnly turns the board's line endings into \n.
+func lfOnly(s string) string { return strings.ReplaceAll(s, "\r\n", "\n") }
 
 // boardLine is a board's serial line opened without the bridge, as a
 // terminal program opens /dev/ttyACM0.

@@ -1047,9 +1047,12 @@ const CATCH_UP_MS = 32;
 // starves Node of the CPU: input that came meanwhile arrives all at once.
 // So when the harness finds it has not run for a while (a heartbeat fires
 // late) and input arrives just then at an idle REPL, the board is taken to
-// have started on it when the stall began. Either way the board's time
-// made up for is at most CATCH_UP_MS: a write of a few kB at once is cut
-// all the same, stall or not.
+// have started on it when the stall began; and a byte that took the
+// interpreter long counts as the board's time only as far as it used the
+// CPU (or slept: the event loop turned meanwhile), a stall in the middle of
+// it being the host's. Either way the board's time made up for is at most
+// CATCH_UP_MS: a write of a few kB at once is cut all the same, stall or
+// not.
 class InputBuffer {
   constructor(size, rate) {
     this.size = size;
@@ -1075,9 +1078,14 @@ class InputBuffer {
     }
   }
 
-  // busy notes that the REPL (not the host) held the harness until now.
-  busy(now) {
-    this.seen = now;
+  // fed notes that the REPL handled a byte from start to done, using cpu ms
+  // of the CPU, and returns how much of the board's time that took: all of
+  // it if the event loop turned meanwhile (the code slept), otherwise only
+  // the CPU time, the rest being a stall of the host, which ran notes next.
+  fed(start, done, cpu) {
+    const work = this.seen > start ? done - start : Math.min(done - start, cpu);
+    this.seen = Math.max(this.seen, start + work);
+    return work;
   }
 
   // arrive stores the bytes of chunk that fit and returns how many did not.
@@ -1140,6 +1148,7 @@ async function feedBuffered(size, rate) {
   });
   const heartbeat = setInterval(() => input.ran(performance.now()), HEARTBEAT_MS);
   let turned = performance.now(); // when the event loop last turned
+  let turnedCpu = process.cpuUsage(); // the CPU time used by then
   try {
     for (;;) {
       if (input.len === 0) {
@@ -1149,6 +1158,7 @@ async function feedBuffered(size, rate) {
         }
         await waitInput();
         turned = performance.now();
+        turnedCpu = process.cpuUsage();
         continue;
       }
       const now = performance.now();
@@ -1160,10 +1170,12 @@ async function feedBuffered(size, rate) {
         const wait = input.next - now;
         await new Promise((resolve) => (wait > 0 ? setTimeout(resolve, wait) : setImmediate(resolve)));
         turned = performance.now();
+        turnedCpu = process.cpuUsage();
         continue;
       }
       // The byte's turn came at input.next, perhaps before now: the board
       // catches up on what it would have taken meanwhile.
+      input.ran(now);
       input.feeding = true;
       try {
         await feed(input.take());
@@ -1172,8 +1184,14 @@ async function feedBuffered(size, rate) {
       }
       pollFilesSoon();
       const done = performance.now();
-      input.busy(done);
-      input.next += Math.max(input.perByte, done - now);
+      // Only a long feed may hide a stall; its CPU time is bounded by the
+      // CPU time since the event loop turned (asking is not cheap).
+      let cpu = done - now;
+      if (cpu >= 1) {
+        const used = process.cpuUsage(turnedCpu);
+        cpu = (used.user + used.system) / 1000;
+      }
+      input.next += Math.max(input.perByte, input.fed(now, done, cpu));
     }
   } finally {
     clearInterval(heartbeat);
