@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -189,10 +188,6 @@ func (l *line) waitUp(ctx context.Context, wait time.Duration) (io.ReadWriteClos
 	}
 }
 
-// interactiveRead: reads shorter than this are taken for interactive
-// output, which should reach the clients with the least delay.
-const interactiveRead = 1024
-
 // readLoop reads the board's output and hands it on, and reopens the board
 // when its stream fails.
 func (l *line) readLoop() {
@@ -207,15 +202,6 @@ func (l *line) readLoop() {
 		if n > 0 {
 			l.s.trace.record(l.name, '<', buf[:n])
 			l.deliver(bytes.Clone(buf[:n]))
-			// After a short read (interactive output: an echo, a
-			// prompt), let the clients' pumps, just woken, run before
-			// this goroutine blocks in the next read: the serial read is
-			// a system call that keeps its thread's P, and a pump queued
-			// behind it waits until the runtime takes the P back. During
-			// a flood (full reads) the pumps have work queued anyway.
-			if n < interactiveRead {
-				runtime.Gosched()
-			}
 		}
 		if err != nil {
 			if !l.lost(rw, err) {
