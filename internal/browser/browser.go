@@ -110,7 +110,8 @@ type Process struct {
 // --no-first-run --disable-background-networking
 // --disable-component-update --disable-sync --no-proxy-server
 // --enable-logging=stderr --log-level=0 (so the page's console messages
-// reach Stderr) and --user-data-dir inside opts.Dir.
+// reach Stderr) and --user-data-dir inside opts.Dir, where its HOME and
+// TMPDIR are too, so that nothing of the run is left elsewhere.
 //
 // On Linux, Chromium runs in a process group of its own. When its main
 // process exits, or when Close is called, the whole group is killed, and
@@ -149,7 +150,8 @@ func Start(opts *Options, args ...string) (p *Process, err error) {
 
 	profile := filepath.Join(o.Dir, "profile")
 	home := filepath.Join(o.Dir, "home")
-	for _, d := range []string{profile, home} {
+	tmp := filepath.Join(o.Dir, "tmp") // Chromium's singleton socket lands in TMPDIR
+	for _, d := range []string{profile, home, tmp} {
 		// Mkdir, not MkdirAll: an existing profile means Dir is shared.
 		if err := os.Mkdir(d, 0o700); err != nil {
 			return nil, fmt.Errorf("browser: %w", err)
@@ -172,8 +174,9 @@ func Start(opts *Options, args ...string) (p *Process, err error) {
 	// without waiting for helpers that inherited the descriptors.
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
-	cmd.Env = append(withoutVars(os.Environ(), "HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME"),
+	cmd.Env = append(withoutVars(os.Environ(), "HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "TMPDIR"),
 		"HOME="+home,
+		"TMPDIR="+tmp,
 		"XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
 		"XDG_CACHE_HOME="+filepath.Join(home, ".cache"),
 	)
