@@ -89,7 +89,8 @@ var flags = []string{
 type Process struct {
 	cmd    *exec.Cmd
 	dir    string
-	ownDir bool // Close removes dir
+	ownDir bool   // Close removes dir
+	tmp    string // Chromium's TMPDIR, which Close removes
 
 	done chan struct{} // closed once the main process has been waited for
 	err  error         // the main process's exit error; written before done is closed
@@ -110,8 +111,9 @@ type Process struct {
 // --no-first-run --disable-background-networking
 // --disable-component-update --disable-sync --no-proxy-server
 // --enable-logging=stderr --log-level=0 (so the page's console messages
-// reach Stderr) and --user-data-dir inside opts.Dir, where its HOME and
-// TMPDIR are too, so that nothing of the run is left elsewhere.
+// reach Stderr) and --user-data-dir inside opts.Dir, where its HOME is
+// too; its TMPDIR is a directory of its own that Close removes, so that
+// nothing of the run is left behind.
 //
 // On Linux, Chromium runs in a process group of its own. When its main
 // process exits, or when Close is called, the whole group is killed, and
@@ -150,13 +152,25 @@ func Start(opts *Options, args ...string) (p *Process, err error) {
 
 	profile := filepath.Join(o.Dir, "profile")
 	home := filepath.Join(o.Dir, "home")
-	tmp := filepath.Join(o.Dir, "tmp") // Chromium's singleton socket lands in TMPDIR
-	for _, d := range []string{profile, home, tmp} {
+	for _, d := range []string{profile, home} {
 		// Mkdir, not MkdirAll: an existing profile means Dir is shared.
 		if err := os.Mkdir(d, 0o700); err != nil {
 			return nil, fmt.Errorf("browser: %w", err)
 		}
 	}
+	// Chromium makes its singleton socket's directory in TMPDIR and leaves
+	// it there when killed. A socket's path must stay short (108 bytes),
+	// which Dir may not be: a short directory of its own, removed by
+	// Close.
+	tmp, err := os.MkdirTemp("", "chromium-tmp-")
+	if err != nil {
+		return nil, fmt.Errorf("browser: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
 	stdout, err := os.Create(filepath.Join(o.Dir, "stdout"))
 	if err != nil {
 		return nil, fmt.Errorf("browser: %w", err)
@@ -181,7 +195,7 @@ func Start(opts *Options, args ...string) (p *Process, err error) {
 		"XDG_CACHE_HOME="+filepath.Join(home, ".cache"),
 	)
 
-	p = &Process{cmd: cmd, dir: o.Dir, ownDir: ownDir, done: make(chan struct{})}
+	p = &Process{cmd: cmd, dir: o.Dir, ownDir: ownDir, tmp: tmp, done: make(chan struct{})}
 	if err := p.start(); err != nil {
 		return nil, fmt.Errorf("browser: start %s: %w", o.Path, err)
 	}
@@ -236,6 +250,9 @@ func (p *Process) Close() error {
 	p.closeOnce.Do(func() {
 		p.kill()
 		<-p.done
+		if err := os.RemoveAll(p.tmp); err != nil {
+			p.closeErr = fmt.Errorf("browser: %w", err)
+		}
 		if p.ownDir {
 			if err := os.RemoveAll(p.dir); err != nil {
 				p.closeErr = fmt.Errorf("browser: %w", err)
