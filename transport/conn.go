@@ -573,6 +573,14 @@ func (c *Conn) writeFrameLocked(op byte, p []byte) error {
 			c.wbuf = buf[:0]
 		}
 	}()
+	if !masked && !c.split && len(p) > 0 {
+		if _, ok := c.rw.(*net.TCPConn); ok {
+			// One writev(2): the header and the payload, uncopied.
+			bufs := net.Buffers{buf, p}
+			_, err := bufs.WriteTo(c.rw)
+			return err
+		}
+	}
 	if c.split || (!masked && len(p) > writeChunk) {
 		if _, err := c.rw.Write(buf); err != nil {
 			return err

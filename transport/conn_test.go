@@ -345,3 +345,52 @@ func TestSyncCloseTagged(t *testing.T) {
 		t.Fatalf("client: got %v, want io.EOF at the plain close", err)
 	}
 }
+
+// TestServerWritesOverTCP: on a TCP connection a server frame goes out in
+// one writev (header and payload uncopied); every size arrives whole.
+func TestServerWritesOverTCP(t *testing.T) {
+	leakCheck(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	cc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := <-accepted
+	if sc == nil {
+		t.Fatal("no connection accepted")
+	}
+	server := NewConn(sc, nil, &Options{Role: Server})
+	client := NewConn(cc, nil, &Options{Role: Client})
+	defer server.Close()
+	defer client.Close()
+	sizes := []int{1, 125, 126, 65535, 65536, 200000} // empty messages are skipped by ReadMessage
+	done := goAsync(t, func() error {
+		for i, n := range sizes {
+			if err := server.WriteMessage(bg(), true, bytes.Repeat([]byte{'a' + byte(i)}, n)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, server, client)
+	for i, n := range sizes {
+		bin, p, err := client.ReadMessage(bg())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bin || !bytes.Equal(p, bytes.Repeat([]byte{'a' + byte(i)}, n)) {
+			t.Fatalf("message %d: got binary=%v, %d bytes; want %d bytes", i, bin, len(p), n)
+		}
+	}
+	if err := recvErr(t, done); err != nil {
+		t.Fatal(err)
+	}
+}
