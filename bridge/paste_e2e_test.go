@@ -20,25 +20,6 @@ import (
 	"webrepl/protocol"
 )
 
-// pasteProgram is Python for the friendly REPL's paste mode (Ctrl-E): a
-// function that builds a list of n numbers, and a line that prints their
-// count and sum. Lines end with "\r", as a terminal sends them; the text
-// ends with the Ctrl-D that runs it. result is the line the board prints
-// when it got every byte (a lost byte is a SyntaxError, an
-// IndentationError, a wrong sum or no run at all); the board's echo of the
-// text does not hold it.
-func pasteProgram(n int) (text, result string) {
-	lines := []string{"def paste_check():", "    v = []"}
-	sum := 0
-	for i := range n {
-		v := i * 7919 % 10007
-		sum += v
-		lines = append(lines, fmt.Sprintf("    v.append(%d)", v))
-	}
-	lines = append(lines, "    return v", "r = paste_check()", "print('pasted', len(r), sum(r))", "")
-	return strings.Join(lines, "\r") + "\x04", fmt.Sprintf("pasted %d %d\n", n, sum)
-}
-
 // TestPasteArrivesWhole pastes 2.9 kB of Python, in one WebSocket message,
 // through the bridge at a real board whose input buffer holds 259 bytes,
 // as an ESP32's does: the bridge's pacing (128-byte chunks, 10 ms apart)
@@ -47,7 +28,7 @@ func pasteProgram(n int) (text, result string) {
 // the board loses most of it, so the pacing is what makes a paste arrive.
 func TestPasteArrivesWhole(t *testing.T) {
 	leakcheck.Check(t)
-	text, result := pasteProgram(150)
+	text, result := mpboardtest.PasteProgram(150)
 	if len(text) < 2048 || len(text) > 4096 || len(text) > protocol.MaxMessageSize {
 		t.Fatalf("a paste of %d bytes, want 2 to 4 KiB in one message", len(text))
 	}

@@ -14,24 +14,8 @@ import (
 	"time"
 
 	"webrepl/internal/mpboard"
+	"webrepl/internal/mpboard/mpboardtest"
 )
-
-// paste is Python for the friendly REPL's paste mode (Ctrl-E): a function
-// that builds a list of n numbers, and a line that prints their count and
-// sum. Lines end with "\r", as a terminal sends them; the text ends with
-// the Ctrl-D that runs it. result is the line it prints when the board got
-// every byte; the board's echo of the text does not hold it.
-func paste(n int) (text, result string) {
-	lines := []string{"def paste_check():", "    v = []"}
-	sum := 0
-	for i := range n {
-		v := i * 7919 % 10007
-		sum += v
-		lines = append(lines, fmt.Sprintf("    v.append(%d)", v))
-	}
-	lines = append(lines, "    return v", "r = paste_check()", "print('pasted', len(r), sum(r))", "")
-	return strings.Join(lines, "\r") + "\x04", fmt.Sprintf("pasted %d %d\n", n, sum)
-}
 
 // writePaced writes p in chunks of at most chunk bytes with a pause after
 // each but the last, as the bridge paces terminal input. It calls before
@@ -124,8 +108,8 @@ func recoverPrompt(ctx context.Context, l *line) string {
 // comes (six chunks then arrive together), and the paste written at once is
 // cut all the same when Node is stopped while it comes.
 func TestInputBuffer(t *testing.T) {
-	big, bigResult := paste(150)   // 2.9 kB
-	small, smallResult := paste(5) // 0.2 kB
+	big, bigResult := mpboardtest.PasteProgram(150)   // 2.9 kB
+	small, smallResult := mpboardtest.PasteProgram(5) // 0.2 kB
 	if len(big) < 2048 || len(small) > 200 {
 		t.Fatalf("pastes of %d and %d bytes", len(big), len(small))
 	}

@@ -4,7 +4,9 @@ package mpboardtest
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"webrepl/internal/mpboard"
@@ -74,4 +76,23 @@ func check(tb testing.TB, err error) {
 	default:
 		tb.Fatal(err)
 	}
+}
+
+// PasteProgram is Python for the friendly REPL's paste mode (Ctrl-E): a
+// function that builds a list of n numbers, and a line that prints their
+// count and sum. Lines end with "\r", as a terminal sends them; the text
+// ends with the Ctrl-D that runs it. result is the line the board prints
+// when it got every byte (a lost byte is a SyntaxError, an
+// IndentationError, a wrong sum or no run at all); the board's echo of the
+// text does not hold it. n = 150 makes 2.9 kB.
+func PasteProgram(n int) (text, result string) {
+	lines := []string{"def paste_check():", "    v = []"}
+	sum := 0
+	for i := range n {
+		v := i * 7919 % 10007
+		sum += v
+		lines = append(lines, fmt.Sprintf("    v.append(%d)", v))
+	}
+	lines = append(lines, "    return v", "r = paste_check()", "print('pasted', len(r), sum(r))", "")
+	return strings.Join(lines, "\r") + "\x04", fmt.Sprintf("pasted %d %d\n", n, sum)
 }
