@@ -51,23 +51,30 @@ func startBridge(tb testing.TB, boards []bridge.BoardConfig, opts *bridge.Option
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(context.Background(), ln) }()
-	tb.Cleanup(func() {
-		s.Close()
-		if err := <-done; err != nil {
-			tb.Errorf("serve: %v", err)
-		}
-	})
+	addr := serve(tb, s)
 	if err := s.Start(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	addr := ln.Addr().String()
 	return &testBridge{Server: s, Addr: addr, URL: "ws://" + addr + "/"}
+}
+
+// serve serves s on a loopback port until the test ends and returns the
+// address (startBridge would give the bridge a password).
+func serve(t testing.TB, s *bridge.Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(context.Background(), ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
 }
 
 // testWriter sends log lines to the test log.

@@ -557,22 +557,3 @@ func TestResetAuthorization(t *testing.T) {
 		})
 	}
 }
-
-// serve serves s on a loopback port until the test ends and returns the
-// address (startBridge would give the bridge a password).
-func serve(t *testing.T, s *bridge.Server) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(context.Background(), ln) }()
-	t.Cleanup(func() {
-		s.Close()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return ln.Addr().String()
-}
